@@ -1,0 +1,176 @@
+"""Settings from the environment, then ``.env``, then built-in defaults.
+
+Each value remembers where it came from, because the first question when a session falls back
+to mock mode is "which key/persona did the app actually pick up, and from where?". An
+existing AwakNow ``.env`` with ``VITE_`` names works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+
+from awaknow.errors import ConfigError
+from awaknow.logs import register_secret
+
+Source = Literal["env", ".env", "default"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PERSONA_ID = "p7e13c73f41f"
+DEFAULT_REPLICA_ID = "r4317e64d25a"
+DEFAULT_API_BASE_URL = "https://tavusapi.com"
+DEFAULT_DB_PATH = "data/awaknow.duckdb"
+CALLBACK_PATH = "/api/tavus/callback"
+FALLBACKS = ("mock", "strict")
+
+# Keys copied from the original app's templates: they mean "no key was configured".
+PLACEHOLDER_KEYS = frozenset(
+    {
+        "your_tavus_api_key",
+        "your_actual_tavus_api_key_here",
+        "your_real_api_key_here",
+        "your_api_key",
+        "changeme",
+    }
+)
+
+_PERSONA_ID = re.compile(r"^p[0-9a-f]{6,32}$")
+_REPLICA_ID = re.compile(r"^r[0-9a-f]{6,32}$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A resolved value with the variable it came from (``name`` is None for defaults)."""
+
+    value: str | None
+    source: Source
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything AwakNow reads from outside. ``api_key`` must never be printed."""
+
+    api_key: Setting = field(repr=False)
+    persona_id: Setting
+    replica_id: Setting
+    api_base_url: Setting
+    db_path: Setting
+    public_url: Setting
+    callback_secret: Setting = field(repr=False)
+    fallback: Setting
+    log_level: Setting
+
+    @property
+    def api_key_configured(self) -> bool:
+        return bool(self.api_key.value)
+
+    @property
+    def strict(self) -> bool:
+        return self.fallback.value == "strict"
+
+    @property
+    def callback_url(self) -> str | None:
+        """The URL Tavus should POST events to, or None when Tavus cannot reach us."""
+        if not self.public_url.value:
+            return None
+        url = self.public_url.value.rstrip("/") + CALLBACK_PATH
+        if self.callback_secret.value:
+            url += f"?token={self.callback_secret.value}"
+        return url
+
+    def resolved_db_path(self) -> Path:
+        """Relative paths are relative to the project, so the CLI and the app share one file."""
+        path = Path(self.db_path.value or DEFAULT_DB_PATH).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _lookup(
+    names: tuple[str, ...], environ: dict[str, str], dotenv: dict[str, str | None]
+) -> Setting | None:
+    for name in names:
+        value = environ.get(name)
+        if value is not None and value.strip():
+            return Setting(value.strip(), "env", name)
+    for name in names:
+        value = dotenv.get(name)
+        if value is not None and value.strip():
+            return Setting(value.strip(), ".env", name)
+    return None
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, env_file: Path | str | None = None
+) -> Settings:
+    """Resolve every setting; raise ConfigError for a value that cannot work.
+
+    ``environ`` and ``env_file`` exist so tests can exercise precedence without touching the
+    process environment. ``AWAKNOW_ENV_FILE`` points at another ``.env`` (empty disables it).
+    """
+    environ = dict(os.environ if environ is None else environ)
+    if env_file is None:
+        env_file = environ.get("AWAKNOW_ENV_FILE", str(PROJECT_ROOT / ".env"))
+    dotenv: dict[str, str | None] = {}
+    if env_file and Path(env_file).is_file():
+        dotenv = dotenv_values(env_file)
+
+    def pick(names: tuple[str, ...], default: str | None) -> Setting:
+        return _lookup(names, environ, dotenv) or Setting(default, "default")
+
+    api_key = pick(("TAVUS_API_KEY", "VITE_TAVUS_API_KEY"), None)
+    if api_key.value and api_key.value.lower() in PLACEHOLDER_KEYS:
+        api_key = Setting(None, api_key.source, api_key.name)
+    register_secret(api_key.value)
+
+    persona = pick(("TAVUS_PERSONA_ID", "VITE_TAVUS_PERSONA_ID"), DEFAULT_PERSONA_ID)
+    if not _PERSONA_ID.match(persona.value or ""):
+        raise ConfigError(
+            f"{persona.name} is {persona.value!r}, not a Tavus persona id "
+            "(p followed by hex digits, e.g. p7e13c73f41f): fix it in the environment or .env"
+        )
+    replica = pick(("TAVUS_REPLICA_ID", "VITE_TAVUS_REPLICA_ID"), DEFAULT_REPLICA_ID)
+    if not _REPLICA_ID.match(replica.value or ""):
+        raise ConfigError(
+            f"{replica.name} is {replica.value!r}, not a Tavus replica id "
+            "(r followed by hex digits, e.g. r4317e64d25a): fix it in the environment or .env"
+        )
+
+    base_url = pick(("TAVUS_API_BASE_URL",), DEFAULT_API_BASE_URL)
+    if not re.match(r"^https?://[^\s/]+", base_url.value or ""):
+        raise ConfigError(
+            f"TAVUS_API_BASE_URL is {base_url.value!r}: it must start with http:// or https://"
+        )
+    public_url = pick(("AWAKNOW_PUBLIC_URL",), None)
+    if public_url.value and not re.match(r"^https?://[^\s/]+", public_url.value):
+        raise ConfigError(
+            "AWAKNOW_PUBLIC_URL must be the http(s) base URL Tavus can reach, "
+            f"e.g. https://awaknow.example.com, not {public_url.value!r}"
+        )
+    secret = pick(("AWAKNOW_CALLBACK_SECRET",), None)
+    register_secret(secret.value)
+    if public_url.value and not secret.value:
+        raise ConfigError(
+            "AWAKNOW_PUBLIC_URL is set but AWAKNOW_CALLBACK_SECRET is not: set a long random "
+            "secret so that only Tavus can post events to the callback route"
+        )
+    fallback = pick(("AWAKNOW_FALLBACK",), "mock")
+    if (fallback.value or "").lower() not in FALLBACKS:
+        raise ConfigError(f"AWAKNOW_FALLBACK is {fallback.value!r}: use 'mock' or 'strict'")
+    fallback = Setting(fallback.value.lower(), fallback.source, fallback.name)  # type: ignore[union-attr]
+
+    return Settings(
+        api_key=api_key,
+        persona_id=persona,
+        replica_id=replica,
+        api_base_url=Setting(base_url.value.rstrip("/"), base_url.source, base_url.name),  # type: ignore[union-attr]
+        db_path=pick(("AWAKNOW_DB_PATH",), DEFAULT_DB_PATH),
+        public_url=public_url,
+        callback_secret=secret,
+        fallback=fallback,
+        log_level=pick(("AWAKNOW_LOG_LEVEL",), "WARNING"),
+    )

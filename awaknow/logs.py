@@ -1,0 +1,77 @@
+"""Logging set-up: the guide's "debug mode" is this log, never the browser console.
+
+Secrets are scrubbed by a filter on the handler rather than at each call site, so a secret that
+slips into an f-string, an exception or a response body still never reaches the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import IO
+
+LOGGER_NAME = "awaknow"
+MASK = "***"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_TOKEN_PARAM = re.compile(r"(?i)\b(token|api[_-]?key|x-api-key)=([^&\s\"']+)")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a value that must never be printed (Tavus key, callback secret)."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask registered secrets and ``token=``/``api_key=`` query values in ``text``."""
+    with _secrets_lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        text = text.replace(secret, MASK)
+    return _TOKEN_PARAM.sub(lambda m: f"{m.group(1)}={MASK}", text)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def configure_logging(
+    level: str | int = "WARNING", stream: IO[str] | None = None
+) -> logging.Logger:
+    """Attach one redacting handler to the ``awaknow`` logger (idempotent).
+
+    ``stream`` (default stderr) replaces the current handler, so tests can read what an
+    operator would see.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if isinstance(level, str):
+        resolved = logging.getLevelName(level.strip().upper() or "WARNING")
+        level = resolved if isinstance(resolved, int) else logging.WARNING
+    logger.setLevel(level)
+    if stream is not None:
+        for old in [h for h in logger.handlers if getattr(h, "_awaknow", False)]:
+            logger.removeHandler(old)
+    if not any(getattr(h, "_awaknow", False) for h in logger.handlers):
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_RedactingFilter())
+        handler._awaknow = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A child of the ``awaknow`` logger, so one handler and one filter cover everything."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

@@ -1,0 +1,478 @@
+"""Session rules: limits, the one-active-session rule, the create body, billing.
+
+Everything that decides whether a session may start, what Tavus is asked for, and how many
+seconds are billed lives here, so pages, the CLI, the callbacks and the reaper cannot disagree.
+The database enforces the rules (a primary key per active user, a primary key per bill), so
+they hold across tabs, threads and retries, not just in the page that asked.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from awaknow.accounts import require_user, validate_user_id
+from awaknow.errors import NotFoundError, ParallelSessionError, UsageLimitError, ValidationError
+from awaknow.logs import get_logger
+from awaknow.store import Store, utcnow
+
+log = get_logger("sessions")
+
+SESSION_TYPES = ("reflect_alone", "resolve_together")
+MAX_CALL_SECONDS = 300
+PARTICIPANT_LEFT_TIMEOUT = 60
+PARTICIPANT_ABSENT_TIMEOUT = 120
+REAPER_GRACE_SECONDS = 120
+MAX_CONTEXT_CHARS = 4000
+BILLING_CONFLICT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What the user's plan still allows right now."""
+
+    plan_id: str
+    minutes_limit: int
+    seconds_used: int
+    solo_sessions_today: int
+    solo_sessions_per_day: int | None
+    group_sessions: bool
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, self.minutes_limit * 60 - self.seconds_used)
+
+    @property
+    def minutes_used(self) -> float:
+        return self.seconds_used / 60
+
+    @property
+    def fraction_used(self) -> float:
+        return self.seconds_used / (self.minutes_limit * 60) if self.minutes_limit else 1.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A session row written and the user's active slot taken, before any Tavus call."""
+
+    session_id: str
+    user_id: str
+    session_type: str
+    plan_id: str
+    conversation_name: str
+    max_call_duration: int
+
+
+def conversation_name(session_type: str, session_id: str) -> str:
+    return f"awaknow_{session_type}_{session_id}"
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def billed_seconds(started_at: datetime, ended_at: datetime) -> int:
+    """Whole seconds from creation to end: Tavus bills from creation, rounded up per second."""
+    return max(0, math.ceil((ended_at - started_at).total_seconds() - 1e-6))
+
+
+def validate_session_type(session_type: str) -> str:
+    if session_type not in SESSION_TYPES:
+        raise ValidationError(
+            f"Unknown session type {session_type!r}: use reflect_alone or resolve_together"
+        )
+    return session_type
+
+
+def allowance(cur: duckdb.DuckDBPyConnection, user_id: str, now: datetime) -> Allowance:
+    """The user's limits and what this calendar month and day have used of them."""
+    row = cur.execute(
+        "SELECT plan_id, tavus_minutes_limit, solo_sessions_per_day, group_sessions "
+        "FROM user_subscriptions WHERE user_id = ? AND status = 'active'",
+        [user_id],
+    ).fetchone()
+    if row is None:
+        raise UsageLimitError(f"User {user_id!r} has no active plan: assign one on Plans and users")
+    plan_id, minutes_limit, solo_per_day, group = row
+    today = now.date()
+    used = cur.execute(
+        "SELECT coalesce(sum(seconds_used), 0) FROM tavus_usage "
+        "WHERE user_id = ? AND usage_date >= ? AND usage_date < ?",
+        [user_id, month_start(today), (month_start(today) + timedelta(days=32)).replace(day=1)],
+    ).fetchone()[0]
+    solo_today = cur.execute(
+        "SELECT count(*) FROM sessions WHERE user_id = ? AND session_type = 'reflect_alone' "
+        "AND status IN ('starting', 'active', 'completed') "
+        "AND created_at >= ? AND created_at < ?",
+        [
+            user_id,
+            datetime.combine(today, datetime.min.time()),
+            datetime.combine(today + timedelta(days=1), datetime.min.time()),
+        ],
+    ).fetchone()[0]
+    return Allowance(
+        plan_id, int(minutes_limit), int(used), int(solo_today), solo_per_day, bool(group)
+    )
+
+
+def check_allowed(allow: Allowance, session_type: str) -> int:
+    """Raise UsageLimitError when the plan forbids this session; return the seconds it may last."""
+    if session_type == "resolve_together" and not allow.group_sessions:
+        raise UsageLimitError(
+            f"Resolve Together sessions are not part of the {allow.plan_id} plan: "
+            "upgrade to awaknow_pro"
+        )
+    if (
+        session_type == "reflect_alone"
+        and allow.solo_sessions_per_day is not None
+        and allow.solo_sessions_today >= allow.solo_sessions_per_day
+    ):
+        raise UsageLimitError(
+            f"The {allow.plan_id} plan allows {allow.solo_sessions_per_day} solo session(s) a "
+            "day and today's are used: try again tomorrow (UTC) or upgrade"
+        )
+    if allow.seconds_left <= 0:
+        raise UsageLimitError(
+            f"All {allow.minutes_limit} Tavus minutes of this month are used: "
+            "wait for next month or upgrade the plan"
+        )
+    return min(MAX_CALL_SECONDS, allow.seconds_left)
+
+
+def active_session_id(cur: duckdb.DuckDBPyConnection, user_id: str) -> str | None:
+    row = cur.execute(
+        "SELECT session_id FROM active_sessions WHERE user_id = ?", [user_id]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def reserve(
+    store: Store,
+    user_id: str,
+    session_type: str,
+    *,
+    mode: str,
+    mode_reason: str,
+    persona_id: str,
+    replica_id: str,
+    context: str | None,
+    now: datetime | None = None,
+) -> Reservation:
+    """Atomically take the user's active slot, check the plan and write the session row.
+
+    The slot insert comes first: of many concurrent starts for one user, only one can commit
+    it, and that one then reads limits that no other start can change underneath it.
+    """
+    user_id = validate_user_id(user_id)
+    validate_session_type(session_type)
+    if context is not None and len(context) > MAX_CONTEXT_CHARS:
+        raise ValidationError(
+            f"Context is {len(context)} characters; keep it under {MAX_CONTEXT_CHARS}"
+        )
+    now = now or utcnow()
+    session_id = str(uuid.uuid4())
+    try:
+        with store.transaction() as cur:
+            require_user(cur, user_id)
+            existing = active_session_id(cur, user_id)
+            if existing:
+                raise ParallelSessionError(
+                    f"User {user_id} already has an active session ({existing}): end it first"
+                )
+            cur.execute("INSERT INTO active_sessions VALUES (?, ?, ?)", [user_id, session_id, now])
+            allow = allowance(cur, user_id, now)
+            max_seconds = check_allowed(allow, session_type)
+            name = conversation_name(session_type, session_id)
+            cur.execute(
+                "INSERT INTO sessions (session_id, user_id, session_type, status, mode, "
+                "mode_reason, plan_id, persona_id, replica_id, conversation_name, context, "
+                "max_call_duration, created_at) "
+                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    session_id,
+                    user_id,
+                    session_type,
+                    mode,
+                    mode_reason,
+                    allow.plan_id,
+                    persona_id,
+                    replica_id,
+                    name,
+                    context,
+                    max_seconds,
+                    now,
+                ],
+            )
+    except (duckdb.ConstraintException, duckdb.TransactionException):
+        raise ParallelSessionError(
+            f"User {user_id} already has a session starting or active: end it first"
+        ) from None
+    log.info(
+        "reserved session %s for %s (%s, %s s max)", session_id, user_id, session_type, max_seconds
+    )
+    return Reservation(session_id, user_id, session_type, allow.plan_id, name, max_seconds)
+
+
+def create_body(
+    reservation: Reservation,
+    *,
+    persona_id: str,
+    replica_id: str,
+    callback_url: str | None,
+    context: str | None,
+) -> dict:
+    """The POST /v2/conversations body, with the original app's timeouts and flags."""
+    body: dict = {
+        "persona_id": persona_id,
+        "replica_id": replica_id,
+        "conversation_name": reservation.conversation_name,
+        "properties": {
+            "max_call_duration": reservation.max_call_duration,
+            "participant_left_timeout": PARTICIPANT_LEFT_TIMEOUT,
+            "participant_absent_timeout": PARTICIPANT_ABSENT_TIMEOUT,
+            "enable_recording": True,
+            "enable_transcription": True,
+            "language": "english",
+        },
+    }
+    if callback_url:
+        body["callback_url"] = callback_url
+    if context and context.strip():
+        body["conversational_context"] = context.strip()
+    return body
+
+
+def mark_active(
+    store: Store,
+    session_id: str,
+    *,
+    conversation: dict,
+    mode: str,
+    mode_reason: str,
+    started_at: datetime,
+) -> None:
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET status = 'active', conversation_id = ?, conversation_url = ?, "
+            "mode = ?, mode_reason = ?, started_at = ? WHERE session_id = ?",
+            [
+                conversation["conversation_id"],
+                conversation.get("conversation_url"),
+                mode,
+                mode_reason,
+                started_at,
+                session_id,
+            ],
+        )
+
+
+def mark_failed(store: Store, session_id: str, *, error_kind: str, error_message: str) -> None:
+    """A start that never produced a conversation: free the slot, bill nothing."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET status = 'failed', error_kind = ?, error_message = ?, "
+            "ended_at = ?, end_source = 'app', seconds_used = 0 WHERE session_id = ?",
+            [error_kind, error_message, utcnow(), session_id],
+        )
+        cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
+
+
+@dataclass(frozen=True)
+class Bill:
+    """The result of closing a session; ``newly_billed`` is False on a repeated end."""
+
+    session_id: str
+    status: str
+    seconds_used: int
+    newly_billed: bool
+    clock: str
+
+    @property
+    def minutes_used(self) -> float:
+        return round(self.seconds_used / 60, 2)
+
+
+def close_and_bill(
+    store: Store,
+    session_id: str,
+    *,
+    ended_at: datetime,
+    end_source: str,
+    shutdown_reason: str | None = None,
+    tavus_clock: bool = False,
+) -> Bill:
+    """Close a session and bill it exactly once; idempotent.
+
+    ``tavus_clock`` marks ``ended_at`` as Tavus's own shutdown time: it then replaces an
+    earlier app-clock end (the bill row is corrected, never duplicated), while a later
+    app-clock end never overrides Tavus's time. A manual End racing Tavus's shutdown callback
+    is a DuckDB write-write conflict; the loser retries and then sees the winner's bill.
+    """
+    attempt = 1
+    while True:
+        try:
+            return _close_and_bill_once(store, session_id, ended_at=ended_at,
+                                        end_source=end_source, shutdown_reason=shutdown_reason,
+                                        tavus_clock=tavus_clock)
+        except duckdb.TransactionException:
+            if attempt == BILLING_CONFLICT_ATTEMPTS:
+                raise
+            log.info("billing %s conflicted with another writer; retrying", session_id)
+            time.sleep(0.01 * attempt)
+            attempt += 1
+
+
+def _close_and_bill_once(
+    store: Store,
+    session_id: str,
+    *,
+    ended_at: datetime,
+    end_source: str,
+    shutdown_reason: str | None,
+    tavus_clock: bool,
+) -> Bill:
+    with store.transaction() as cur:
+        row = cur.execute(
+            "SELECT user_id, status, started_at, created_at, plan_id, persona_id, replica_id, "
+            "session_type, mode, conversation_id FROM sessions WHERE session_id = ?",
+            [session_id],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"Unknown session {session_id!r}")
+        (
+            user_id,
+            status,
+            started_at,
+            created_at,
+            plan_id,
+            persona_id,
+            replica_id,
+            session_type,
+            mode,
+            conversation_id,
+        ) = row
+        if status == "failed":
+            return Bill(session_id, status, 0, False, "app")
+        started_at = started_at or created_at
+        ended_at = max(ended_at, started_at)
+        seconds = billed_seconds(started_at, ended_at)
+        bill = cur.execute(
+            "SELECT seconds_used, clock FROM tavus_usage WHERE session_id = ?", [session_id]
+        ).fetchone()
+        clock = "tavus" if tavus_clock else "app"
+        if bill is not None:
+            if not tavus_clock or bill[1] == "tavus":
+                if shutdown_reason:
+                    cur.execute(
+                        "UPDATE sessions SET shutdown_reason = coalesce(shutdown_reason, ?) "
+                        "WHERE session_id = ?",
+                        [shutdown_reason, session_id],
+                    )
+                return Bill(session_id, "completed", int(bill[0]), False, bill[1])
+            cur.execute(
+                "UPDATE tavus_usage SET ended_at = ?, seconds_used = ?, minutes_used = ?, "
+                "clock = 'tavus' WHERE session_id = ?",
+                [ended_at, seconds, seconds / 60, session_id],
+            )
+            cur.execute(
+                "UPDATE sessions SET ended_at = ?, seconds_used = ?, "
+                "shutdown_reason = coalesce(?, shutdown_reason) WHERE session_id = ?",
+                [ended_at, seconds, shutdown_reason, session_id],
+            )
+            log.info("rebilled session %s to Tavus's clock: %s s", session_id, seconds)
+            return Bill(session_id, "completed", seconds, False, "tavus")
+        cur.execute(
+            "UPDATE sessions SET status = 'completed', ended_at = ?, end_source = ?, "
+            "shutdown_reason = coalesce(?, shutdown_reason), seconds_used = ? "
+            "WHERE session_id = ?",
+            [ended_at, end_source, shutdown_reason, seconds, session_id],
+        )
+        cur.execute(
+            "INSERT INTO tavus_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                session_id,
+                user_id,
+                plan_id,
+                persona_id,
+                replica_id,
+                session_type,
+                mode,
+                conversation_id,
+                started_at,
+                ended_at,
+                seconds,
+                seconds / 60,
+                started_at.date(),
+                clock,
+                utcnow(),
+            ],
+        )
+        cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
+    log.info(
+        "billed session %s (%s, %s): %s s by the %s clock",
+        session_id,
+        user_id,
+        mode,
+        seconds,
+        clock,
+    )
+    return Bill(session_id, "completed", seconds, True, clock)
+
+
+def stale_sessions(
+    store: Store, now: datetime, grace_seconds: int = REAPER_GRACE_SECONDS
+) -> list[tuple[str, str | None, str, datetime]]:
+    """Active sessions past their maximum duration plus grace: (id, conversation, mode, due)."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT session_id, conversation_id, mode, "
+            "coalesce(started_at, created_at) + to_seconds(max_call_duration) AS due "
+            "FROM sessions WHERE status IN ('active', 'starting') "
+            "AND coalesce(started_at, created_at) + to_seconds(max_call_duration + ?) < ?",
+            [grace_seconds, now],
+        )
+        .fetchall()
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def unreconciled_timeouts(
+    store: Store, now: datetime, settle_seconds: int = 5
+) -> list[tuple[str, str, str]]:
+    """Starts that failed because Tavus did not answer in time: (id, conversation name, mode).
+
+    Tavus may still have created the conversation after the client gave up, so each one is
+    looked up by name once, a little later, to end and bill it rather than leave it running.
+    """
+    rows = store.cursor().execute(
+        "SELECT session_id, conversation_name, mode FROM sessions "
+        "WHERE status = 'failed' AND error_kind = 'TavusUnreachableError' "
+        "AND end_source = 'app' AND ended_at < ?",
+        [now - timedelta(seconds=settle_seconds)],
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def mark_reconciled(store: Store, session_id: str) -> None:
+    """Record that a timed-out start was looked up and Tavus had no conversation for it."""
+    store.cursor().execute(
+        "UPDATE sessions SET end_source = 'reconciled' WHERE session_id = ?", [session_id]
+    )
+
+
+def revive_for_billing(store: Store, session_id: str, conversation: dict,
+                       started_at: datetime) -> None:
+    """A start we marked failed turned out to exist at Tavus: make it billable."""
+    store.cursor().execute(
+        "UPDATE sessions SET status = 'active', conversation_id = ?, conversation_url = ?, "
+        "started_at = ?, error_message = error_message || ' (created late; ended and billed)' "
+        "WHERE session_id = ? AND status = 'failed'",
+        [conversation["conversation_id"], conversation.get("conversation_url"), started_at,
+         session_id],
+    )

@@ -1,0 +1,269 @@
+"""The DuckDB file: one connection per process, a cursor per thread, ordered migrations.
+
+DuckDB lets a single process write a file, so the app, its callback route and its reaper share
+one connection (``Store``) and each thread takes its own cursor. A second process that tries to
+open the file gets ``DatabaseLockedError`` with a sentence instead of DuckDB's IO error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from awaknow.errors import DatabaseLockedError
+from awaknow.logs import get_logger
+
+log = get_logger("store")
+
+PLANS_SQL = """
+INSERT INTO plans VALUES
+    ('awaknow_free', 'Free', 0.00, 25, 1, false),
+    ('awaknow_growth', 'Reflect+', 9.99, 100, NULL, false),
+    ('awaknow_pro', 'Resolve Together', 19.99, 15000, NULL, true)
+ON CONFLICT DO NOTHING
+"""
+
+# Ordered and append-only: a released migration is never edited, a new one is added.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "plans, users, subscriptions, sessions, usage",
+        """
+        CREATE TABLE IF NOT EXISTS plans (
+            plan_id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            price_usd DECIMAL(8, 2) NOT NULL,
+            minutes_per_month INTEGER NOT NULL,
+            solo_sessions_per_day INTEGER,          -- NULL means unlimited
+            group_sessions BOOLEAN NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS users (
+            user_id VARCHAR PRIMARY KEY,
+            display_name VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        );
+        -- Limits are copied from the plan when the user subscribes, so a later price or
+        -- limit change of a plan does not silently change existing subscriptions.
+        CREATE TABLE IF NOT EXISTS user_subscriptions (
+            user_id VARCHAR PRIMARY KEY,
+            plan_id VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,                 -- active | cancelled
+            period VARCHAR NOT NULL,                 -- calendar_month
+            tavus_minutes_limit INTEGER NOT NULL,
+            solo_sessions_per_day INTEGER,
+            group_sessions BOOLEAN NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS sessions (
+            session_id VARCHAR PRIMARY KEY,
+            user_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,           -- reflect_alone | resolve_together
+            status VARCHAR NOT NULL,                 -- starting | active | completed | failed
+            mode VARCHAR NOT NULL,                   -- live | mock
+            mode_reason VARCHAR,
+            plan_id VARCHAR,
+            persona_id VARCHAR NOT NULL,
+            replica_id VARCHAR NOT NULL,
+            conversation_id VARCHAR,
+            conversation_name VARCHAR NOT NULL,
+            conversation_url VARCHAR,
+            context VARCHAR,
+            max_call_duration INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL,           -- row written, before any Tavus call
+            started_at TIMESTAMP,                    -- conversation created: billing starts
+            replica_joined_at TIMESTAMP,
+            ended_at TIMESTAMP,
+            end_source VARCHAR,                      -- user | reaper | tavus | cli
+            shutdown_reason VARCHAR,
+            error_kind VARCHAR,
+            error_message VARCHAR,
+            seconds_used INTEGER,
+            perception_analysis VARCHAR
+        );
+        CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+        CREATE INDEX IF NOT EXISTS sessions_conversation ON sessions (conversation_id);
+        -- The one-active-session rule lives here: a row per user with a running session,
+        -- inserted in the same transaction as the session and guarded by the primary key.
+        CREATE TABLE IF NOT EXISTS active_sessions (
+            user_id VARCHAR PRIMARY KEY,
+            session_id VARCHAR NOT NULL,
+            reserved_at TIMESTAMP NOT NULL
+        );
+        -- One row per billed session: the primary key is what makes billing happen once.
+        CREATE TABLE IF NOT EXISTS tavus_usage (
+            session_id VARCHAR PRIMARY KEY,
+            user_id VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            persona_id VARCHAR NOT NULL,
+            replica_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            conversation_id VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP NOT NULL,
+            seconds_used INTEGER NOT NULL,
+            minutes_used DOUBLE NOT NULL,
+            usage_date DATE NOT NULL,
+            clock VARCHAR NOT NULL,                  -- app | tavus: whose end time was billed
+            billed_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS usage_user_date ON tavus_usage (user_id, usage_date);
+        """,
+    ),
+    (2, "the three AwakNow plans", PLANS_SQL),
+    (
+        3,
+        "Tavus callback events, transcripts, recordings",
+        """
+        CREATE TABLE IF NOT EXISTS conversation_events (
+            event_key VARCHAR PRIMARY KEY,           -- hash of the event's identity
+            conversation_id VARCHAR NOT NULL,
+            session_id VARCHAR,                      -- NULL: a conversation we do not know
+            event_type VARCHAR NOT NULL,
+            message_type VARCHAR,
+            event_timestamp TIMESTAMP,
+            received_at TIMESTAMP NOT NULL,
+            source VARCHAR NOT NULL,                 -- callback | poll
+            known_type BOOLEAN NOT NULL,
+            payload VARCHAR NOT NULL                 -- the raw JSON as received
+        );
+        CREATE INDEX IF NOT EXISTS events_conversation ON conversation_events (conversation_id);
+        CREATE TABLE IF NOT EXISTS transcripts (
+            conversation_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            session_id VARCHAR,
+            role VARCHAR NOT NULL,
+            content VARCHAR NOT NULL,
+            spoken_at DOUBLE,                        -- Unix epoch seconds, when Tavus sends it
+            seconds_from_start DOUBLE,
+            duration DOUBLE,
+            PRIMARY KEY (conversation_id, seq)
+        );
+        CREATE TABLE IF NOT EXISTS recordings (
+            conversation_id VARCHAR PRIMARY KEY,
+            session_id VARCHAR,
+            bucket_name VARCHAR,
+            s3_key VARCHAR,
+            duration DOUBLE,
+            storage_provider VARCHAR,
+            storage_uri VARCHAR,
+            received_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
+        4,
+        "event processing state, conversation polls, shutdown reason groups",
+        r"""
+        -- Raw events are stored before they are processed; these say whether processing is
+        -- done, and why it failed, so the poller can retry and a person can see it.
+        ALTER TABLE conversation_events ADD COLUMN IF NOT EXISTS processed_at TIMESTAMP;
+        ALTER TABLE conversation_events ADD COLUMN IF NOT EXISTS process_error VARCHAR;
+        ALTER TABLE conversation_events ADD COLUMN IF NOT EXISTS attempts INTEGER DEFAULT 0;
+        -- One row per conversation whose events were fetched with ?verbose=true (backoff).
+        CREATE TABLE IF NOT EXISTS conversation_polls (
+            conversation_id VARCHAR PRIMARY KEY,
+            session_id VARCHAR,
+            polls INTEGER NOT NULL,
+            last_polled_at TIMESTAMP NOT NULL,
+            last_error VARCHAR,
+            events_stored INTEGER NOT NULL
+        );
+        -- Tavus's shutdown reasons as analytics groups; sessions.shutdown_reason keeps what
+        -- Tavus sent. 'participant_left_timeout reached' and the bare variant are one group.
+        -- Mirrors awaknow.events.normalize_shutdown_reason.
+        CREATE OR REPLACE MACRO shutdown_reason_group(reason) AS
+            CASE
+                WHEN reason IS NULL OR trim(reason) = '' THEN NULL
+                WHEN lower(trim(reason)) LIKE 'internal error%' THEN 'internal_error'
+                ELSE regexp_replace(
+                    regexp_replace(lower(trim(reason)), '\s+reached$', ''), '\s+', '_', 'g')
+            END;
+        """,
+    ),
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the convention of every TIMESTAMP column here."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """The process's one DuckDB connection."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseLockedError(
+                    f"The database {self.path} is in use by another process (usually the "
+                    "running app): stop it, or use the app, or set AWAKNOW_DB_PATH to another file"
+                ) from None
+            raise DatabaseLockedError(f"Cannot open the database {self.path}: {exc}") from None
+        self._local = threading.local()
+        self._migrate_lock = threading.Lock()
+        self.migrate()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor: DuckDB connections must not be shared between threads."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._conn.cursor()
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor in BEGIN/COMMIT; rolled back on any exception."""
+        cur = self._conn.cursor()
+        cur.begin()
+        try:
+            yield cur
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT already ended it
+                cur.rollback()
+            raise
+        else:
+            cur.commit()
+        finally:
+            cur.close()
+
+    def migrate(self) -> int:
+        """Apply the migrations not yet recorded; return the schema version."""
+        with self._migrate_lock:
+            cur = self.cursor()
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+            )
+            done = {row[0] for row in cur.execute("SELECT version FROM schema_version").fetchall()}
+            for version, description, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                with self.transaction() as tx:
+                    tx.execute(sql)
+                    tx.execute(
+                        "INSERT INTO schema_version VALUES (?, ?, ?)",
+                        [version, description, utcnow()],
+                    )
+                log.info("applied migration %s: %s", version, description)
+            return max((v for v, _, _ in MIGRATIONS), default=0)
+
+    def schema_version(self) -> int:
+        row = self.cursor().execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,550 @@
+"""The Tavus v2 HTTP client: the only code in AwakNow that talks to Tavus.
+
+Every non-2xx answer and every transport failure becomes one ``TavusError`` subclass, built in
+``error_from_response`` (or ``_unreachable``), so callers branch on classes and show ``str(exc)``
+to a person. Only calls that are safe to repeat are retried: creating a conversation starts
+billing, so a failed create is reconciled by name (``find_conversation_by_name``) instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from awaknow import logs
+from awaknow.errors import (
+    TavusAuthError,
+    TavusBadRequestError,
+    TavusConcurrencyError,
+    TavusCreditsError,
+    TavusError,
+    TavusNotFoundError,
+    TavusRateLimitError,
+    TavusServerError,
+    TavusUnreachableError,
+)
+
+DEFAULT_BASE_URL = "https://tavusapi.com"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5, keepalive_expiry=30)
+# A server asking for a long pause would freeze a page; past this, fail and let the person retry.
+MAX_RETRY_AFTER_SECONDS = 5.0
+# Enough to cover any realistic account while bounding a reconcile that Tavus keeps paginating.
+MAX_LIST_PAGES = 50
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PATH_ID = re.compile(r"^/v2/(personas|conversations)/([^/?]+)")
+_PATH_KINDS = {"personas": "persona", "conversations": "conversation"}
+# Order matters: "replica_uuid" and "replica_id" both name a replica.
+_ID_WORDS = (
+    ("persona_id", "persona"),
+    ("replica_uuid", "replica"),
+    ("replica_id", "replica"),
+    ("conversation_id", "conversation"),
+)
+_NOT_FOUND_HINTS = {
+    "persona": "check TAVUS_PERSONA_ID",
+    "replica": "check TAVUS_REPLICA_ID (or the persona's default replica)",
+    "conversation": "it may have been deleted or belong to another API key",
+}
+_RETRYABLE = (TavusServerError, TavusRateLimitError, TavusUnreachableError)
+_DROPPED_LOG_KEYS = frozenset({"x-api-key", "api_key"})
+_MASKED_LOG_KEYS = frozenset({"meeting_token"})
+_URL_LOG_KEYS = frozenset({"callback_url", "webhook_url"})
+_QUERY_VALUE = re.compile(r"([?&][^=&#]+)=[^&#]*")
+_MAX_LOGGED_BODY = 4000
+_MAX_DETAIL = 200
+
+_log = logs.get_logger("tavus")
+
+
+@runtime_checkable
+class TavusBackend(Protocol):
+    """What sessions and pages need from Tavus, met by ``TavusClient`` and ``MockTavus``.
+
+    Callers hold a ``TavusBackend`` so switching to mock mode changes one constructor call.
+    """
+
+    mode: str
+
+    def get_persona(self, persona_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Return the persona as a flat dict."""
+        ...
+
+    def create_conversation(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a conversation (billing starts now) and return it."""
+        ...
+
+    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
+        """Return one conversation; ``verbose`` adds its events."""
+        ...
+
+    def list_conversations(
+        self, *, status: str | None = None, limit: int = 100, page: int = 1
+    ) -> dict[str, Any]:
+        """Return ``{"data": [...], "total_count": N}``."""
+        ...
+
+    def end_conversation(self, conversation_id: str) -> None:
+        """End a conversation; ending an ended one is not an error."""
+        ...
+
+    def find_conversation_by_name(
+        self, conversation_name: str, *, status: str | None = None
+    ) -> dict[str, Any] | None:
+        """Return the conversation with this name, or None."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def check_id(kind: str, value: str) -> str:
+    """Refuse an id that could change the URL path it is put in (``../``, ``?``, ``/``).
+
+    Raised as not-found because, to a person, a malformed id and an unknown one need the same fix.
+    """
+    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
+        shown = logs.redact(repr(value)[:80])
+        raise TavusNotFoundError(
+            f"{shown} is not a valid Tavus {kind} id (letters, digits, _ and - only): "
+            f"{_NOT_FOUND_HINTS.get(kind, 'check the id')}"
+        )
+    return value
+
+
+def error_from_response(response: httpx.Response) -> TavusError:
+    """Map a non-2xx Tavus answer to its error class, with a one-line actionable message."""
+    status = response.status_code
+    body = _parse_body(response)
+    detail = _detail(body)
+    code = f"{status} {detail}" if detail else f"{status} {response.reason_phrase}".strip()
+    lowered = detail.lower()
+    id_kind = _invalid_id_kind(lowered) if status == 400 else None
+    cls: type[TavusError]
+    if status == 401:
+        cls = TavusAuthError
+        message = (
+            f"Tavus rejected the API key ({code}): "
+            "set a valid TAVUS_API_KEY in the environment or .env"
+        )
+    elif status == 402:
+        cls = TavusCreditsError
+        message = (
+            f"The Tavus account is out of conversational credits ({code}): "
+            "add credits in the Tavus dashboard"
+        )
+    elif status == 400 and "maximum concurrent" in lowered:
+        cls = TavusConcurrencyError
+        message = (
+            f"Every concurrent conversation slot of the Tavus plan is in use ({code}): "
+            "end active conversations (python -m awaknow sessions --active) "
+            "or raise the plan's limit"
+        )
+    elif status == 404 or id_kind:
+        cls = TavusNotFoundError
+        message = _not_found_message(response, code, id_kind)
+    elif status == 429:
+        cls = TavusRateLimitError
+        message = f"Tavus is rate limiting requests ({code}): wait a few seconds and try again"
+    elif status >= 500:
+        cls = TavusServerError
+        message = (
+            f"Tavus had a server error ({code}): try again in a minute; "
+            "if it persists, check the Tavus status page"
+        )
+    elif status >= 400:
+        cls = TavusBadRequestError
+        message = (
+            f"Tavus refused the request ({code}): "
+            "check the session settings (the DEBUG log shows the request body)"
+        )
+    else:
+        cls = TavusBadRequestError
+        message = (
+            f"Tavus answered {code} where a success was expected: "
+            f"check TAVUS_API_BASE_URL (normally {DEFAULT_BASE_URL})"
+        )
+    return cls(logs.redact(" ".join(message.split())), status=status, body=body)
+
+
+class TavusClient:
+    """A pooled, retrying, logging client for the Tavus endpoints AwakNow uses.
+
+    Thread-safe: Streamlit sessions, route handlers and the reaper share one instance.
+    """
+
+    mode = "live"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 2,
+        backoff_seconds: float = 0.3,
+        persona_cache_seconds: float = 300.0,
+    ) -> None:
+        if not api_key:
+            raise TavusAuthError(
+                "No Tavus API key is configured: set TAVUS_API_KEY in the environment or .env"
+            )
+        logs.register_secret(api_key)
+        self._base_url = base_url.rstrip("/") or DEFAULT_BASE_URL
+        self._max_retries = max(0, max_retries)
+        self._backoff_seconds = max(0.0, backoff_seconds)
+        self._persona_cache_seconds = persona_cache_seconds
+        self._persona_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._persona_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=self._base_url,
+            headers={
+                "x-api-key": api_key,
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+            timeout=timeout or DEFAULT_TIMEOUT,
+            limits=DEFAULT_LIMITS,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"TavusClient(base_url={self._base_url!r})"
+
+    def __enter__(self) -> TavusClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections; the client is unusable afterwards."""
+        self._http.close()
+
+    def get_persona(self, persona_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Verify the persona, cached because every page render asks and the answer rarely moves.
+
+        ``force`` is the "verify now" button. Failures are not cached, so a fixed key or persona
+        id is picked up on the next call.
+        """
+        check_id("persona", persona_id)
+        now = time.monotonic()
+        if not force:
+            with self._persona_lock:
+                cached = self._persona_cache.get(persona_id)
+            if cached and cached[0] > now:
+                return copy.deepcopy(cached[1])
+        payload = self._json(self._send("GET", f"/v2/personas/{persona_id}", retry=True))
+        persona = _unwrap_persona(payload, persona_id)
+        with self._persona_lock:
+            self._persona_cache[persona_id] = (now + self._persona_cache_seconds, persona)
+        return copy.deepcopy(persona)
+
+    def create_conversation(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a conversation, never retried: a lost answer may still have started billing.
+
+        After a ``TavusUnreachableError`` the caller looks the conversation up by name.
+        """
+        return self._json(self._send("POST", "/v2/conversations", json_body=body, retry=False))
+
+    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
+        """Read one conversation; ``verbose`` adds the events used when callbacks cannot arrive."""
+        check_id("conversation", conversation_id)
+        params = {"verbose": "true"} if verbose else None
+        response = self._send(
+            "GET", f"/v2/conversations/{conversation_id}", params=params, retry=True
+        )
+        return self._json(response)
+
+    def list_conversations(
+        self, *, status: str | None = None, limit: int = 100, page: int = 1
+    ) -> dict[str, Any]:
+        """One page of conversations, normalised to ``{"data": [...], "total_count": N}``."""
+        params: dict[str, str | int] = {"limit": limit, "page": page}
+        if status:
+            params["status"] = status
+        payload = self._json(self._send("GET", "/v2/conversations", params=params, retry=True))
+        data = payload.get("data") or []
+        total = payload.get("total_count")
+        return {"data": data, "total_count": total if isinstance(total, int) else len(data)}
+
+    def end_conversation(self, conversation_id: str) -> None:
+        """End a conversation so it stops billing; safe to call on one that already ended.
+
+        Tavus does not document ending twice, so a 400/404 is checked against the conversation's
+        own status before being reported.
+        """
+        check_id("conversation", conversation_id)
+        try:
+            self._send("POST", f"/v2/conversations/{conversation_id}/end", retry=True)
+        except TavusError as error:
+            if error.status not in (400, 404):
+                raise
+            try:
+                current = self.get_conversation(conversation_id)
+            except TavusError as lookup:
+                if isinstance(lookup, TavusNotFoundError) and lookup.status == 404:
+                    return
+                raise error from lookup
+            if current.get("status") != "ended":
+                raise
+            _log.debug("Conversation %s had already ended", conversation_id)
+
+    def find_conversation_by_name(
+        self, conversation_name: str, *, status: str | None = None
+    ) -> dict[str, Any] | None:
+        """Find the conversation a timed-out create may have started, so it is not orphaned."""
+        limit = 100
+        for page in range(1, MAX_LIST_PAGES + 1):
+            listing = self.list_conversations(status=status, limit=limit, page=page)
+            data = listing["data"]
+            for conversation in data:
+                if conversation.get("conversation_name") == conversation_name:
+                    return conversation
+            if len(data) < limit or page * limit >= listing["total_count"]:
+                return None
+        _log.warning(
+            "Stopped looking for conversation %r after %d pages", conversation_name, MAX_LIST_PAGES
+        )
+        return None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        retry: bool,
+    ) -> httpx.Response:
+        """Send with retries for safe calls; raise the mapped error once retries run out."""
+        attempts = 1 + (self._max_retries if retry else 0)
+        attempt = 0
+        while True:
+            attempt += 1
+            cause: BaseException | None = None
+            retry_after: float | None = None
+            try:
+                response = self._send_once(method, path, params, json_body)
+            except httpx.TransportError as exc:
+                cause = exc
+                error = _unreachable(self._base_url, exc)
+                reason = type(exc).__name__
+            else:
+                if response.is_success:
+                    return response
+                error = error_from_response(response)
+                retry_after = _retry_after(response)
+                reason = f"HTTP {response.status_code}"
+            if attempt == attempts or not isinstance(error, _RETRYABLE):
+                raise error from cause
+            delay = self._backoff_seconds * 2 ** (attempt - 1)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            _log.info(
+                "Retrying %s %s (attempt %d of %d) after %s in %.2f s",
+                method,
+                path,
+                attempt + 1,
+                attempts,
+                reason,
+                delay,
+            )
+            time.sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json_body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        """One HTTP round trip, logged at DEBUG with secrets removed."""
+        persona = _persona_in(path, json_body)
+        started = time.perf_counter()
+        try:
+            response = self._http.request(method, path, params=params, json=json_body)
+        except httpx.TransportError as exc:
+            _log.debug(
+                "Tavus %s %s failed after %.0f ms (%s) persona=%s request=%s",
+                method,
+                path,
+                (time.perf_counter() - started) * 1000,
+                type(exc).__name__,
+                persona,
+                _loggable(json_body),
+            )
+            raise
+        body = _parse_body(response)
+        _log.debug(
+            "Tavus %s %s -> %d in %.0f ms persona=%s request=%s response=%s",
+            method,
+            path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            persona or (body.get("persona_id") if isinstance(body, dict) else None),
+            _loggable(json_body),
+            _loggable(body),
+        )
+        return response
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        """Parse a 2xx body; anything but a JSON object means a proxy or outage answered."""
+        body = _parse_body(response)
+        if isinstance(body, dict):
+            return body
+        raise TavusServerError(
+            f"Tavus answered {response.status_code} without a JSON object: "
+            f"check TAVUS_API_BASE_URL (normally {DEFAULT_BASE_URL}) and try again",
+            status=response.status_code,
+            body=body,
+        )
+
+
+def _unreachable(base_url: str, exc: httpx.TransportError) -> TavusUnreachableError:
+    """The error for no answer at all; the exception's class name says which kind."""
+    return TavusUnreachableError(
+        f"Could not reach Tavus at {base_url} ({type(exc).__name__}): "
+        "check TAVUS_API_BASE_URL and the network"
+    )
+
+
+def _parse_body(response: httpx.Response) -> Any:
+    """JSON when the body is JSON, else the raw text (HTML error pages from proxies)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _detail(body: Any) -> str:
+    """Tavus's own words for the error, from ``error`` and/or ``message``, or a short text body."""
+    if isinstance(body, dict):
+        parts = [body.get(key) for key in ("error", "message")]
+        texts = [p for p in parts if isinstance(p, str) and p.strip()]
+        return "; ".join(dict.fromkeys(texts))[:_MAX_DETAIL]
+    if isinstance(body, str) and not body.lstrip().startswith("<"):
+        return body.strip()[:_MAX_DETAIL]
+    return ""
+
+
+def _invalid_id_kind(lowered_detail: str) -> str | None:
+    """``persona``/``replica``/``conversation`` for a 400 "Invalid <id word>", else None."""
+    if "invalid" not in lowered_detail:
+        return None
+    for word, kind in _ID_WORDS:
+        if word in lowered_detail:
+            return kind
+    return None
+
+
+def _not_found_message(response: httpx.Response, code: str, kind: str | None) -> str:
+    """Name the unknown thing and its id, taken from the request that was refused."""
+    path, request_body = _request_of(response)
+    match = _PATH_ID.match(path)
+    path_kind = _PATH_KINDS[match.group(1)] if match else None
+    kind = kind or path_kind
+    if kind is None:
+        return (
+            f"Tavus has no such resource ({code}): "
+            f"check TAVUS_API_BASE_URL (normally {DEFAULT_BASE_URL})"
+        )
+    ident = match.group(2) if match and kind == path_kind else None
+    if ident is None and isinstance(request_body, dict):
+        value = request_body.get(f"{kind}_id")
+        ident = value if isinstance(value, str) else None
+    subject = f"{kind} {ident}" if ident else f"the {kind}"
+    return f"Tavus does not know {subject} ({code}): {_NOT_FOUND_HINTS[kind]}"
+
+
+def _request_of(response: httpx.Response) -> tuple[str, Any]:
+    """Path and JSON body of the request behind ``response`` (a bare Response has none)."""
+    try:
+        request = response.request
+    except RuntimeError:
+        return "", None
+    try:
+        body = json.loads(request.content) if request.content else None
+    except (ValueError, httpx.RequestNotRead):
+        body = None
+    return request.url.path, body
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A numeric ``Retry-After``, capped; HTTP-date values fall back to plain backoff."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _persona_in(path: str, json_body: dict[str, Any] | None) -> str | None:
+    match = _PATH_ID.match(path)
+    if match and match.group(1) == "personas":
+        return match.group(2)
+    if json_body and isinstance(json_body.get("persona_id"), str):
+        return json_body["persona_id"]
+    return None
+
+
+def _scrub(value: Any) -> Any:
+    """Remove what ``logs.redact`` cannot recognise: header keys, room tokens, URL secrets."""
+    if isinstance(value, dict):
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            lowered = str(key).lower()
+            if lowered in _DROPPED_LOG_KEYS:
+                continue
+            if lowered in _MASKED_LOG_KEYS:
+                cleaned[key] = logs.MASK
+            elif lowered in _URL_LOG_KEYS and isinstance(item, str):
+                cleaned[key] = _QUERY_VALUE.sub(rf"\1={logs.MASK}", item)
+            else:
+                cleaned[key] = _scrub(item)
+        return cleaned
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def _loggable(body: Any) -> str:
+    """A body fit for the DEBUG log: scrubbed, redacted and truncated (transcripts are long)."""
+    if body is None:
+        return "-"
+    text = body if isinstance(body, str) else json.dumps(_scrub(body), default=str)
+    text = logs.redact(text)
+    if len(text) > _MAX_LOGGED_BODY:
+        text = f"{text[:_MAX_LOGGED_BODY]}... ({len(text) - _MAX_LOGGED_BODY} more chars)"
+    return text
+
+
+def _unwrap_persona(payload: dict[str, Any], persona_id: str) -> dict[str, Any]:
+    """Accept the flat object real clients see and the ``{"data": [obj]}`` the docs show."""
+    data = payload.get("data")
+    if "persona_id" not in payload and isinstance(data, list):
+        if data and isinstance(data[0], dict):
+            return data[0]
+        raise TavusNotFoundError(
+            f"Tavus does not know persona {persona_id} (empty answer): check TAVUS_PERSONA_ID",
+            status=200,
+            body=payload,
+        )
+    return payload
