@@ -1,0 +1,495 @@
+"""The AwakNow service: the one object pages, the CLI, callbacks and the reaper talk to.
+
+It decides live or mock (and says why), runs the session rules around the Tavus calls, and
+makes sure that a conversation Tavus created is always ended or reconciled, so nothing keeps
+billing unseen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from awaknow import accounts, events, sessions
+from awaknow.config import Settings, load_settings
+from awaknow.errors import (
+    AwakNowError,
+    NotFoundError,
+    TavusConcurrencyError,
+    TavusError,
+    TavusNotFoundError,
+    TavusUnreachableError,
+)
+from awaknow.logs import configure_logging, get_logger
+from awaknow.mock import MockTavus
+from awaknow.store import Store, utcnow
+from awaknow.tavus import TavusBackend, TavusClient
+
+log = get_logger("service")
+
+FAILED_VERIFICATION_RETRY_SECONDS = 60.0
+NO_KEY_REASON = (
+    "No Tavus API key configured (TAVUS_API_KEY or VITE_TAVUS_API_KEY): sessions use the mock"
+)
+
+
+@dataclass(frozen=True)
+class ModeStatus:
+    """Live or mock, and the sentence that explains it."""
+
+    mode: str
+    reason: str
+    persona: dict | None
+    error: AwakNowError | None = None
+    checked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    session_id: str
+    user_id: str
+    session_type: str
+    conversation_id: str
+    conversation_name: str
+    conversation_url: str
+    mode: str
+    mode_reason: str
+    max_call_duration: int
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    session_id: str
+    status: str
+    seconds_used: int
+    minutes_used: float
+    newly_billed: bool
+
+
+def parse_tavus_time(value: str | None) -> datetime | None:
+    """Tavus's ISO-8601 UTC ('...310570Z') as naive UTC; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+class AwakNowService:
+    """Owns the store and the Tavus backends; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        client_factory: Callable[[Settings], TavusBackend] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._client_factory = client_factory or (
+            lambda s: TavusClient(s.api_key.value or "", s.api_base_url.value or "")
+        )
+        self._client: TavusBackend | None = None
+        self._mock = MockTavus(
+            persona_id=settings.persona_id.value or "",
+            replica_id=settings.replica_id.value or "",
+            reason=NO_KEY_REASON,
+        )
+        self._lock = threading.Lock()
+        self._failed_check: tuple[float, ModeStatus] | None = None
+
+    # --- mode -------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> TavusBackend | None:
+        """The live Tavus client, or None without a key (created once, pooled)."""
+        if not self.settings.api_key_configured:
+            return None
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory(self.settings)
+            return self._client
+
+    def mode_status(self, *, force: bool = False) -> ModeStatus:
+        """Verify the persona (cached by the client; failures retried after a minute)."""
+        persona_id = self.settings.persona_id.value or ""
+        client = self.client
+        if client is None:
+            return ModeStatus("mock", NO_KEY_REASON, self._mock.get_persona(persona_id))
+        if not force and self._failed_check is not None:
+            failed_at, status = self._failed_check
+            if time.monotonic() - failed_at < FAILED_VERIFICATION_RETRY_SECONDS:
+                return status
+        try:
+            persona = client.get_persona(persona_id, force=force)
+        except TavusError as exc:
+            if self.settings.strict:
+                reason = (f"Persona verification failed: {exc} (AWAKNOW_FALLBACK=strict: "
+                          "no session starts until this is fixed)")
+            else:
+                reason = f"Persona verification failed, so sessions use the mock: {exc}"
+            status = ModeStatus(
+                "error" if self.settings.strict else "mock", reason, None, exc, utcnow()
+            )
+            log.info("persona %s not verified: %s", persona_id, exc)
+            self._failed_check = (time.monotonic(), status)
+            return status
+        self._failed_check = None
+        return ModeStatus(
+            "live",
+            f"API key configured and persona {persona_id} verified with Tavus",
+            persona,
+            None,
+            utcnow(),
+        )
+
+    def status(self, *, force: bool = False) -> dict:
+        """What the status command and the Persona page show; never the key."""
+        mode = self.mode_status(force=force)
+        s = self.settings
+        return {
+            # strict never falls back: it stays live, unverified, and refuses to start
+            "mode": "mock" if mode.mode == "mock" else "live",
+            "reason": mode.reason,
+            "verified": mode.mode == "live",
+            "strict": s.strict,
+            "persona_id": s.persona_id.value,
+            "persona_source": s.persona_id.source,
+            "persona_variable": s.persona_id.name,
+            "replica_id": s.replica_id.value,
+            "replica_source": s.replica_id.source,
+            "replica_variable": s.replica_id.name,
+            "api_key_configured": s.api_key_configured,
+            "api_key_source": s.api_key.source,
+            "api_base_url": s.api_base_url.value,
+            "callback_url_configured": s.callback_url is not None,
+            "db_path": str(self.store.path),
+        }
+
+    def _backend_for_start(self) -> tuple[TavusBackend, str, str]:
+        """Pick live or mock; in strict fallback a failed verification is raised."""
+        mode = self.mode_status()
+        if mode.mode == "live":
+            assert self.client is not None
+            return self.client, "live", mode.reason
+        if mode.mode == "error" and mode.error is not None:
+            raise mode.error
+        return self._mock, "mock", mode.reason
+
+    def backend_for(self, mode: str) -> TavusBackend:
+        """The backend that owns a session's conversation (a mock session stays mock)."""
+        if mode == "live" and self.client is not None:
+            return self.client
+        return self._mock
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def start_session(
+        self, user_id: str, session_type: str, context: str | None = None
+    ) -> StartedSession:
+        """Reserve atomically, then create the conversation; fall back visibly or fail cleanly."""
+        backend, mode, reason = self._backend_for_start()
+        persona_id = self.settings.persona_id.value or ""
+        replica_id = self.settings.replica_id.value or ""
+        reservation = sessions.reserve(
+            self.store,
+            user_id,
+            session_type,
+            mode=mode,
+            mode_reason=reason,
+            persona_id=persona_id,
+            replica_id=replica_id,
+            context=context,
+        )
+        body = sessions.create_body(
+            reservation,
+            persona_id=persona_id,
+            replica_id=replica_id,
+            callback_url=self.settings.callback_url if mode == "live" else None,
+            context=context,
+        )
+        try:
+            conversation = self._create(backend, body)
+        except TavusError as exc:
+            if mode == "live" and not self.settings.strict:
+                reason = f"Tavus could not create the conversation, so this is a mock: {exc}"
+                log.info("falling back to mock for %s: %s", reservation.session_id, exc)
+                backend, mode = self._mock, "mock"
+                conversation = self._mock.create_conversation(body)
+            else:
+                sessions.mark_failed(
+                    self.store,
+                    reservation.session_id,
+                    error_kind=type(exc).__name__,
+                    error_message=str(exc),
+                )
+                raise
+        except BaseException as exc:
+            sessions.mark_failed(
+                self.store,
+                reservation.session_id,
+                error_kind=type(exc).__name__,
+                error_message=str(exc),
+            )
+            raise
+        started_at = parse_tavus_time(conversation.get("created_at")) or utcnow()
+        sessions.mark_active(
+            self.store,
+            reservation.session_id,
+            conversation=conversation,
+            mode=mode,
+            mode_reason=reason,
+            started_at=started_at,
+        )
+        log.info(
+            "started session %s: conversation %s (%s)",
+            reservation.session_id,
+            conversation["conversation_id"],
+            mode,
+        )
+        return StartedSession(
+            session_id=reservation.session_id,
+            user_id=reservation.user_id,
+            session_type=session_type,
+            conversation_id=conversation["conversation_id"],
+            conversation_name=reservation.conversation_name,
+            conversation_url=conversation.get("conversation_url") or "",
+            mode=mode,
+            mode_reason=reason,
+            max_call_duration=reservation.max_call_duration,
+        )
+
+    def _create(self, backend: TavusBackend, body: dict) -> dict:
+        """Create once; reconcile a timeout by name; free orphaned slots on a concurrency error."""
+        name = body["conversation_name"]
+        try:
+            return backend.create_conversation(body)
+        except TavusUnreachableError:
+            found = self._find_by_name(backend, name)
+            if found is not None:
+                log.warning("create of %s timed out but Tavus has it: reconciled", name)
+                return found
+            raise
+        except TavusConcurrencyError:
+            if not self._end_orphans(backend):
+                raise
+            return backend.create_conversation(body)
+
+    @staticmethod
+    def _find_by_name(backend: TavusBackend, name: str) -> dict | None:
+        try:
+            return backend.find_conversation_by_name(name)
+        except TavusError as exc:
+            log.warning("could not reconcile %s: %s", name, exc)
+            return None
+
+    def _end_orphans(self, backend: TavusBackend) -> bool:
+        """End active AwakNow conversations this database does not consider active."""
+        listing = backend.list_conversations(status="active")
+        ours = {
+            row[0]
+            for row in self.store.cursor()
+            .execute(
+                "SELECT conversation_id FROM sessions WHERE status = 'active' "
+                "AND conversation_id IS NOT NULL"
+            )
+            .fetchall()
+        }
+        ended = 0
+        for conv in listing.get("data", []):
+            name = conv.get("conversation_name") or ""
+            if name.startswith("awaknow_") and conv.get("conversation_id") not in ours:
+                backend.end_conversation(conv["conversation_id"])
+                log.warning("ended orphaned conversation %s (%s)", conv["conversation_id"], name)
+                ended += 1
+        return ended > 0
+
+    def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
+        """End the remote conversation (idempotent), then close and bill once."""
+        row = self.get_session(session_id)
+        if row["status"] in ("active", "starting") and row["conversation_id"]:
+            backend = self.backend_for(row["mode"])
+            try:
+                backend.end_conversation(row["conversation_id"])
+            except TavusNotFoundError:
+                log.info("conversation %s already gone at Tavus", row["conversation_id"])
+        bill = sessions.close_and_bill(
+            self.store, session_id, ended_at=utcnow(), end_source=end_source
+        )
+        if row["conversation_id"] and (self.settings.callback_url is None or row["mode"] != "live"):
+            # No callbacks will come (no public URL, or a mock call): fetch the events with
+            # ?verbose=true in a daemon thread so the page does not wait.
+            events.start_background_sync(self, session_id)
+        return EndedSession(
+            bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
+        )
+
+    def reap(self, now: datetime | None = None) -> list[EndedSession]:
+        """End sessions past max duration plus grace; reconcile stuck and timed-out starts."""
+        now = now or utcnow()
+        ended = self._reconcile_timeouts(now)
+        for session_id, conversation_id, mode, due in sessions.stale_sessions(self.store, now):
+            backend = self.backend_for(mode)
+            if conversation_id is None:
+                row = self.get_session(session_id)
+                found = self._find_by_name(backend, row["conversation_name"])
+                if found is None:
+                    sessions.mark_failed(
+                        self.store,
+                        session_id,
+                        error_kind="StaleStart",
+                        error_message="the app stopped before Tavus answered",
+                    )
+                    continue
+                conversation_id = found["conversation_id"]
+                sessions.mark_active(
+                    self.store,
+                    session_id,
+                    conversation=found,
+                    mode=mode,
+                    mode_reason=row["mode_reason"] or "",
+                    started_at=parse_tavus_time(found.get("created_at")) or row["created_at"],
+                )
+            try:
+                backend.end_conversation(conversation_id)
+            except TavusError as exc:
+                log.warning(
+                    "reaper could not end %s (%s); closing at its maximum duration",
+                    conversation_id,
+                    exc,
+                )
+            # Tavus itself stops the call at max_call_duration, so bill up to that moment.
+            bill = sessions.close_and_bill(
+                self.store,
+                session_id,
+                ended_at=min(now, due),
+                end_source="reaper",
+                shutdown_reason="max_call_duration reached",
+            )
+            ended.append(
+                EndedSession(
+                    bill.session_id,
+                    bill.status,
+                    bill.seconds_used,
+                    bill.minutes_used,
+                    bill.newly_billed,
+                )
+            )
+        return ended
+
+    def _reconcile_timeouts(self, now: datetime) -> list[EndedSession]:
+        """End and bill conversations Tavus created after our create call timed out."""
+        ended: list[EndedSession] = []
+        for session_id, name, mode in sessions.unreconciled_timeouts(self.store, now):
+            backend = self.backend_for(mode)
+            try:
+                found = backend.find_conversation_by_name(name)
+            except TavusError as exc:
+                log.info("cannot reconcile %s yet: %s", name, exc)
+                continue
+            if found is None:
+                sessions.mark_reconciled(self.store, session_id)
+                continue
+            log.warning("conversation %s was created after its start timed out: ending it",
+                        found.get("conversation_id"))
+            started_at = parse_tavus_time(found.get("created_at")) or now
+            sessions.revive_for_billing(self.store, session_id, found, started_at)
+            ended.append(self.end_session(session_id, end_source="reaper"))
+        return ended
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> dict:
+        cur = self.store.cursor()
+        result = cur.execute("SELECT * FROM sessions WHERE session_id = ?", [session_id])
+        row = result.fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"Unknown session {session_id!r}: list them with `python -m awaknow sessions`"
+            )
+        return dict(zip([d[0] for d in result.description], row, strict=True))
+
+    def active_session(self, user_id: str) -> dict | None:
+        session_id = sessions.active_session_id(self.store.cursor(), user_id)
+        return self.get_session(session_id) if session_id else None
+
+    def conversation_status(self, session: dict) -> str:
+        """Ask Tavus (or the mock) whether the call still runs; 'unknown' if it cannot say."""
+        if not session.get("conversation_id"):
+            return session["status"]
+        try:
+            conv = self.backend_for(session["mode"]).get_conversation(session["conversation_id"])
+        except TavusError as exc:
+            log.info("status of %s unavailable: %s", session["conversation_id"], exc)
+            return "unknown"
+        return str(conv.get("status") or "unknown")
+
+    def allowance(self, user_id: str) -> sessions.Allowance:
+        return sessions.allowance(self.store.cursor(), user_id, utcnow())
+
+    def start_blocker(self, user_id: str, session_type: str) -> str | None:
+        """Why a start would be refused right now (for a disabled button), or None."""
+        cur = self.store.cursor()
+        try:
+            accounts.require_user(cur, user_id)
+            active = sessions.active_session_id(cur, user_id)
+            if active:
+                return f"{user_id} already has an active session: end it first"
+            sessions.check_allowed(sessions.allowance(cur, user_id, utcnow()), session_type)
+        except AwakNowError as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        """Let event syncs finish first: DuckDB refuses to close a connection mid-query."""
+        events.wait_for_background_syncs()
+        if self._client is not None:
+            self._client.close()
+        self.store.close()
+
+
+def open_service(
+    db_path: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    client_factory: Callable[[Settings], TavusBackend] | None = None,
+) -> AwakNowService:
+    """Open the database (migrating it) and return the service.
+
+    ``db_path`` overrides AWAKNOW_DB_PATH; ``settings`` lets tests pass an environment.
+    """
+    settings = settings or load_settings()
+    configure_logging(settings.log_level.value or "WARNING")
+    path = Path(db_path) if db_path is not None else settings.resolved_db_path()
+    return AwakNowService(settings, Store(path), client_factory=client_factory)
+
+
+_shared: dict[Settings, AwakNowService] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_service() -> AwakNowService:
+    """The process's service for the current settings.
+
+    The app's pages, its callback route and its reaper must share one DuckDB connection
+    (DuckDB allows one writing process), so they all come through here rather than each
+    opening the file.
+    """
+    settings = load_settings()
+    with _shared_lock:
+        service = _shared.get(settings)
+        if service is None:
+            configure_logging(settings.log_level.value or "WARNING")
+            service = AwakNowService(settings, Store(settings.resolved_db_path()))
+            _shared[settings] = service
+        return service

@@ -1,0 +1,162 @@
+"""Sessions: a searchable table, and one session's timeline, transcript and recording."""
+
+import pandas as pd
+import streamlit as st
+
+from awaknow import ui
+from awaknow.errors import AwakNowError
+
+STATUSES = ("starting", "active", "completed", "failed")
+TABLE_LIMIT = 500
+
+svc = ui.service()
+st.title("Sessions")
+
+bounds = ui.query("date_bounds")
+if bounds is None:
+    ui.empty_state("No sessions yet", "Start one on **Start a session**, or load demo data:")
+    st.stop()
+
+filters = ui.filter_bar("se", bounds)
+c1, c2 = st.columns([1, 2])
+status = c1.multiselect("Status", STATUSES, key="se_status", placeholder="Any status")
+search = c2.text_input(
+    "Search",
+    key="se_search",
+    placeholder="user, conversation id or name, session id...",
+    max_chars=200,
+)
+
+table = ui.query(
+    "sessions_table",
+    filters,
+    status=tuple(status),
+    search=search.strip() or None,
+    limit=TABLE_LIMIT,
+)
+if table.empty:
+    st.info("No sessions match these filters.", icon=":material/filter_alt_off:")
+    st.stop()
+
+shown = f"the newest {TABLE_LIMIT:,}" if len(table) >= TABLE_LIMIT else f"{len(table):,}"
+st.caption(f"{shown} session(s) · select a row, or pick one below, for its details")
+event = st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    height=min(ui.TABLE_ROW_PX * (len(table) + 1) + 3, 400),
+    on_select="rerun",
+    selection_mode="single-row",
+    key="se_table",
+    column_config=ui.SESSION_COLUMNS,
+)
+ui.csv_download(table, "sessions", key="csv_sessions")
+
+ids = table["session_id"].astype(str).tolist()
+picked_rows = event.selection.rows if event is not None else []
+labels = {
+    str(r.session_id): f"{r.user_id} · {ui.fmt_time(r.created_at)} · {str(r.session_id)[:8]}"
+    for r in table.itertuples()
+}
+choice = st.selectbox(
+    "Session",
+    ids,
+    index=picked_rows[0] if picked_rows else None,
+    format_func=lambda sid: labels.get(sid, sid),
+    placeholder="Pick a session (or select a row above)",
+    key=f"se_pick_{picked_rows[0] if picked_rows else 'none'}",
+)
+if choice is None:
+    st.stop()
+
+try:
+    row = svc.get_session(choice)
+except AwakNowError as exc:
+    ui.show_error(exc)
+    st.stop()
+
+with st.container(border=True):
+    st.subheader(f"{row['user_id']} · {row['session_type']}", anchor=False)
+    mode = str(row["mode"])
+    st.markdown(
+        f":{'green' if mode == 'live' else 'orange'}-badge[{mode.upper()}] "
+        f":{'blue' if row['status'] in ('active', 'starting') else 'gray'}-badge[{row['status']}] "
+        f"Conversation `{row['conversation_id'] or '-'}` · `{row['conversation_name']}`"
+    )
+    m = st.columns(4)
+    m[0].metric("Minutes billed", ui.fmt_minutes(row.get("seconds_used")))
+    m[1].metric("Duration", ui.fmt_seconds(row.get("seconds_used")))
+    m[2].metric("Started (UTC)", ui.fmt_clock(row.get("started_at") or row.get("created_at")))
+    m[3].metric("Ended (UTC)", ui.fmt_clock(row.get("ended_at")))
+    facts = {
+        "Session id": f"`{row['session_id']}`",
+        "Plan": row.get("plan_id") or "-",
+        "Persona / replica": f"`{row['persona_id']}` / `{row['replica_id']}`",
+        "Created": ui.fmt_time(row.get("created_at")),
+        "Ended by": row.get("end_source") or "-",
+        "Shutdown reason": row.get("shutdown_reason") or "-",
+        "Mode reason": row.get("mode_reason") or "-",
+    }
+    url = row.get("conversation_url")
+    if url:
+        facts["Conversation URL"] = f"`{url}`"
+    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in facts.items()))
+    if row.get("context"):
+        st.caption(f"Context sent to Tavus: {row['context']}")
+    if row["status"] == "failed":
+        st.error(
+            f"{row.get('error_kind') or 'Failed'}: {row.get('error_message') or 'no message'}",
+            icon=":material/error:",
+        )
+
+timeline_tab, transcript_tab, recording_tab, perception_tab = st.tabs(
+    ["Timeline", "Transcript", "Recording", "Perception"]
+)
+with timeline_tab:
+    timeline = ui.session_events("session_timeline", choice)
+    if timeline.empty:
+        st.caption("No events yet.")
+    else:
+        ui.table(timeline, f"timeline_{choice[:8]}", key="timeline")
+with transcript_tab:
+    transcript = ui.session_events("transcript", choice)
+    if transcript.empty:
+        st.caption(
+            "No transcript yet: Tavus sends it a little after the call ends (by callback, or "
+            "found by the app's poller)."
+        )
+    else:
+        with st.container(height=420):
+            for turn in transcript.itertuples():
+                role = "assistant" if turn.role == "assistant" else "user"
+                with st.chat_message(
+                    role, avatar=":material/spa:" if role == "assistant" else ":material/person:"
+                ):
+                    when = turn.seconds_from_start
+                    if when is not None and not pd.isna(when):
+                        st.caption(ui.fmt_seconds(when))
+                    st.text(turn.content)
+        ui.csv_download(transcript, f"transcript_{choice[:8]}", key="csv_transcript")
+with recording_tab:
+    recording = ui.session_events("recording", choice)
+    if not recording:
+        st.caption("No recording reported for this session.")
+    elif recording.get("status") == "copy_failed":
+        st.warning(
+            f"Tavus could not copy the recording: {recording.get('error_message') or '-'} "
+            f"({recording.get('error_code') or '-'})",
+            icon=":material/videocam_off:",
+        )
+    else:
+        st.markdown(
+            f"**Stored at:** `{recording.get('uri') or '-'}`  \n"
+            f"**Duration:** {ui.fmt_seconds(recording.get('duration'))}  \n"
+            f"**Provider:** {recording.get('storage_provider') or '-'}  \n"
+            f"**Received:** {ui.fmt_time(recording.get('received_at'))}"
+        )
+with perception_tab:
+    analysis = row.get("perception_analysis")
+    if analysis:
+        st.text(str(analysis))
+    else:
+        st.caption("No perception analysis for this session.")

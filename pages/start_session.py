@@ -1,0 +1,265 @@
+"""Start a session: pick a user and a type, start, talk in the embedded call, end, see the bill."""
+
+from datetime import timedelta
+
+import streamlit as st
+
+from awaknow import ui
+from awaknow.analytics import Filters
+from awaknow.errors import AwakNowError
+from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES
+from awaknow.store import utcnow
+
+SESSION_TYPE_LABELS = {
+    "reflect_alone": "Reflect alone (one person)",
+    "resolve_together": "Resolve together (two people, AI mediator)",
+}
+USER_KEY = "start_user"
+SUMMARY_KEY = "start_summary"
+
+svc = ui.service()
+st.title("Start a session")
+st.caption(
+    "Talk with the AwakNow companion. One session per user at a time; minutes count against "
+    "the user's monthly plan from the moment the conversation is created."
+)
+
+users = ui.users_frame()
+if users.empty:
+    st.info(
+        f"No users yet. Add one on **Plans and users**, or load demo data with `{ui.SEED_HINT}`.",
+        icon=":material/person_add:",
+    )
+    st.page_link("pages/plans.py", label="Plans and users", icon=":material/group:")
+    st.stop()
+
+user_ids = users["user_id"].astype(str).tolist()
+plan_of = dict(zip(user_ids, users["plan_id"].fillna("no plan").astype(str), strict=True))
+
+# Reloading the page (or a new tab) keeps the user through the URL, and the active session is
+# found again from the database below.
+if USER_KEY not in st.session_state:
+    wanted = st.query_params.get("user")
+    st.session_state[USER_KEY] = wanted if wanted in user_ids else user_ids[0]
+elif st.session_state[USER_KEY] not in user_ids:
+    st.session_state[USER_KEY] = user_ids[0]
+
+
+def _open_user(user_id: str) -> None:
+    st.session_state[USER_KEY] = user_id
+
+
+running = ui.query("sessions_table", Filters(), status=("starting", "active"))
+others = [u for u in running["user_id"].astype(str).unique() if u != st.session_state[USER_KEY]]
+if others:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(":material/radio_button_checked: Running now:")
+        for other in others[:6]:
+            st.button(
+                other,
+                key=f"open_{other}",
+                on_click=_open_user,
+                args=(other,),
+                type="tertiary",
+                icon=":material/videocam:",
+            )
+
+left, right = st.columns([2, 3], gap="large")
+
+with left, st.container(border=True):
+    user_id = st.selectbox(
+        "User",
+        user_ids,
+        key=USER_KEY,
+        format_func=lambda u: f"{u} · {plan_of.get(u, '?')}",
+    )
+    st.query_params["user"] = user_id
+    try:
+        allowance = svc.allowance(user_id)
+    except AwakNowError as exc:
+        allowance = None
+        ui.show_error(exc)
+    if allowance is not None:
+        ui.usage_bar(allowance.minutes_used, allowance.minutes_limit)
+        solo = (
+            "unlimited solo sessions"
+            if allowance.solo_sessions_per_day is None
+            else f"{allowance.solo_sessions_today} of {allowance.solo_sessions_per_day} "
+            "solo session(s) used today"
+        )
+        group = "group sessions included" if allowance.group_sessions else "no group sessions"
+        st.caption(f"Plan `{allowance.plan_id}` · {solo} · {group}")
+
+    session_type = st.radio(
+        "Session type",
+        SESSION_TYPES,
+        format_func=lambda t: SESSION_TYPE_LABELS.get(t, t),
+        key="start_type",
+    )
+    context = st.text_area(
+        "Context for the companion (optional)",
+        key="start_context",
+        max_chars=MAX_CONTEXT_CHARS,
+        placeholder="e.g. I'd like to talk about a disagreement with my sister.",
+        help="Sent to Tavus as conversational_context for this conversation only.",
+    )
+    blocker = svc.start_blocker(user_id, session_type)
+    start = st.button(
+        "Start session",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=blocker is not None,
+        help=blocker,
+        width="stretch",
+        key="start_button",
+    )
+    if blocker:
+        st.warning(blocker, icon=":material/block:")
+
+    if start and blocker is None:
+        with st.status("Starting the session...", expanded=True) as progress:
+            st.write("Checking the plan and reserving the session")
+            st.write("Creating the conversation")
+            try:
+                started = svc.start_session(user_id, session_type, context.strip() or None)
+            except AwakNowError as exc:
+                progress.update(label="The session did not start", state="error")
+                ui.show_error(exc)
+            else:
+                progress.update(label="Session started", state="complete", expanded=False)
+                st.session_state.pop(SUMMARY_KEY, None)
+                ui.invalidate()
+                st.rerun()
+
+
+def _summary(user: str) -> None:
+    summary = st.session_state.get(SUMMARY_KEY)
+    if not summary or summary["user_id"] != user:
+        return
+    with st.container(border=True):
+        st.subheader(":material/task_alt: Session ended", anchor=False)
+        cols = st.columns(3)
+        cols[0].metric("Duration", ui.fmt_seconds(summary["seconds"]))
+        cols[1].metric("Seconds billed", f"{summary['seconds']:,}")
+        cols[2].metric("Minutes billed", f"{summary['minutes']:.2f}")
+        how = {
+            "user": "ended with the End button",
+            "tavus": "Tavus reported the call ended",
+            "other": "ended elsewhere (another tab, the reaper or a Tavus event)",
+        }[summary["how"]]
+        note = "" if summary["newly_billed"] else " · it had already been billed"
+        st.caption(
+            f"Conversation `{summary['conversation_id']}` ({summary['mode']}): {how}{note}. "
+            f"{summary['minutes']:.2f} minutes count against {user}'s plan."
+        )
+        if st.button("Dismiss", key="dismiss_summary", type="tertiary"):
+            st.session_state.pop(SUMMARY_KEY, None)
+            st.rerun()
+
+
+def _remember_end(row: dict, seconds: int, minutes: float, newly: bool, how: str) -> None:
+    st.session_state[SUMMARY_KEY] = {
+        "user_id": row["user_id"],
+        "session_id": row["session_id"],
+        "conversation_id": row["conversation_id"],
+        "mode": row["mode"],
+        "seconds": int(seconds),
+        "minutes": float(minutes),
+        "newly_billed": newly,
+        "how": how,
+    }
+
+
+def _end(row: dict, how: str) -> None:
+    try:
+        ended = svc.end_session(row["session_id"], end_source="user" if how == "user" else "tavus")
+    except AwakNowError as exc:
+        ui.show_error(exc)
+        return
+    ui.invalidate()
+    _remember_end(row, ended.seconds_used, ended.minutes_used, ended.newly_billed, how)
+
+
+@st.fragment(run_every=ui.POLL_SECONDS)
+def _live_status(session_id: str) -> None:
+    """Polls the call (cached for all tabs); closes the session when Tavus says it ended."""
+    try:
+        row = svc.get_session(session_id)
+    except AwakNowError as exc:
+        ui.show_error(exc)
+        return
+    if row["status"] not in ("starting", "active"):
+        seconds = int(row.get("seconds_used") or 0)
+        _remember_end(row, seconds, round(seconds / 60, 2), False, "other")
+        ui.invalidate()
+        st.rerun(scope="app")
+    remote = ui.conversation_status(row)
+    if remote == "ended":
+        _end(row, "tavus")
+        st.rerun(scope="app")
+    started = row.get("started_at") or row["created_at"]
+    elapsed = max((utcnow() - started).total_seconds(), 0)
+    limit = int(row["max_call_duration"])
+    cols = st.columns(3)
+    cols[0].metric("Tavus status", remote)
+    cols[1].metric("Elapsed", ui.fmt_seconds(elapsed))
+    cols[2].metric("Ends by itself in", ui.fmt_seconds(max(limit - elapsed, 0)))
+    st.caption(
+        f"Checked {utcnow():%H:%M:%S} UTC · refreshes every {ui.POLL_SECONDS} s · "
+        f"maximum {ui.fmt_seconds(limit)} "
+        f"(until {started + timedelta(seconds=limit):%H:%M:%S} UTC)"
+    )
+
+
+with right:
+    active = None
+    try:
+        active = svc.active_session(user_id)
+    except AwakNowError as exc:
+        ui.show_error(exc)
+    if active is None:
+        _summary(user_id)
+        if not st.session_state.get(SUMMARY_KEY):
+            with st.container(border=True):
+                st.subheader(":material/spa: No call running", anchor=False)
+                st.write(
+                    f"Pick a session type and press **Start session**. The call appears here, "
+                    f"{ui.CALL_HEIGHT} px tall, with camera and microphone allowed."
+                )
+                ui.mode_badge(svc.mode_status())
+    else:
+        with st.container(border=True):
+            title_col, end_col = st.columns([3, 1], vertical_alignment="center")
+            with title_col:
+                st.subheader(":material/videocam: Call in progress", anchor=False)
+            end_clicked = end_col.button(
+                "End session",
+                type="primary",
+                icon=":material/call_end:",
+                key="end_button",
+                width="stretch",
+            )
+            mode = str(active["mode"])
+            badge_color = "green" if mode == "live" else "orange"
+            st.markdown(
+                f":{badge_color}-badge[{mode.upper()}] "
+                f"Conversation `{active['conversation_id'] or 'starting...'}` · "
+                f"`{active['conversation_name']}`"
+            )
+            if mode != "live" and active.get("mode_reason"):
+                st.caption(f"Mock because: {active['mode_reason']}")
+            if end_clicked:
+                _end(active, "user")
+                st.rerun()
+            url = ui.embeddable_url(active.get("conversation_url"))
+            if url:
+                ui.call_frame(url)
+            elif active["status"] == "starting":
+                st.info("The conversation is still being created...", icon=":material/hourglass:")
+            else:
+                st.warning(
+                    "This conversation's URL cannot be embedded here; end the session and "
+                    "start a new one.",
+                    icon=":material/link_off:",
+                )
+            _live_status(str(active["session_id"]))

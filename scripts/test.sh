@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up and run every test: lint, unit, integration (local Tavus server over HTTP),
+# AppTest pages and the browser suite in Debian's chromium. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+scripts/ensure_chromium.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
