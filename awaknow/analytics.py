@@ -28,12 +28,13 @@ Both tables carry every filter column (``tavus_usage`` copies them from the sess
 bills), so minutes never need a join to ``sessions``.
 
 Rollups. Scanning ten million sessions for every chart is too slow for the analytics page, so
-when the tables of ``ROLLUP_SCHEMA_SQL`` exist, settled days are read from two small daily
-rollups (sessions by day, filter dimensions and how they ended; billed sessions by day,
-dimensions and exact billed seconds, which keeps sums, the p90 and any histogram exact) and
-only the days from ``rollup_state.covered_until`` on are read raw. ``refresh_rollups``
-recomputes the days that may still change and moves that watermark; nothing on the write path
-has to know about rollups. A filter on users always reads raw rows (the rollups have no user).
+once ``refresh_rollups`` has run (store migration 5 holds its tables), settled days are read
+from two small daily rollups (sessions by day, filter dimensions and how they ended; billed
+sessions by day, dimensions and exact billed seconds, which keeps sums, the p90 and any
+histogram exact) and only the days from ``rollup_state.covered_until`` on are read raw.
+``refresh_rollups`` recomputes the days that may still change and moves that watermark;
+nothing on the write path has to know about rollups. A filter on users always reads raw rows
+(the rollups have no user).
 """
 
 from __future__ import annotations
@@ -71,35 +72,6 @@ DEFAULT_BIN_MINUTES = 0.5
 # (the reaper), and its Tavus events are polled for at most a day after it ended.
 SETTLE_DAYS = 2
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-# Proposed store migration 5: the rollup tables (maintained by ``refresh_rollups`` only).
-ROLLUP_SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS rollup_state (
-    covered_until DATE NOT NULL,            -- the rollups hold every day before this one
-    refreshed_at TIMESTAMP NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rollup_sessions_daily (
-    day DATE NOT NULL,                      -- CAST(sessions.created_at AS DATE)
-    persona_id VARCHAR NOT NULL,
-    session_type VARCHAR NOT NULL,
-    mode VARCHAR NOT NULL,
-    plan_id VARCHAR,
-    status VARCHAR NOT NULL,
-    shutdown_reason VARCHAR,
-    error_kind VARCHAR,
-    sessions BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rollup_usage_daily (
-    usage_date DATE NOT NULL,
-    persona_id VARCHAR NOT NULL,
-    session_type VARCHAR NOT NULL,
-    mode VARCHAR NOT NULL,
-    plan_id VARCHAR,
-    seconds_used INTEGER NOT NULL,          -- billed sessions are counted per exact duration
-    sessions BIGINT NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class Filters:
@@ -179,17 +151,9 @@ def _where(
 # --- where rows come from: rollups for settled days, raw tables for the rest -----------------
 
 
-def _rollups_installed(cur: duckdb.DuckDBPyConnection) -> bool:
-    found = cur.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name = 'rollup_state'"
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def _covered_until(cur: duckdb.DuckDBPyConnection, f: Filters) -> date | None:
     """The first day the rollups do not cover, or None when the query must read raw rows."""
-    if f.user_ids or not _rollups_installed(cur):
+    if f.user_ids:
         return None
     row = cur.execute("SELECT max(covered_until) FROM rollup_state").fetchone()
     return row[0] if row else None
@@ -275,7 +239,7 @@ def refresh_rollups(
     *,
     today: date | None = None,
     full: bool = False,
-) -> date | None:
+) -> date:
     """Recompute the days that may have changed and move the rollups' watermark; idempotent.
 
     The rollups then cover every day before ``today - SETTLE_DAYS`` (default today: UTC),
@@ -283,14 +247,12 @@ def refresh_rollups(
     recomputes the last ``SETTLE_DAYS`` it covered before, in case a late event changed them;
     ``full`` recomputes everything (after anything rewrote older sessions, e.g. the seed).
     Pass a Store to run in its own transaction, or a cursor inside the caller's. Returns
-    the new watermark, or None when the rollup tables are not installed.
+    the new watermark.
     """
     if isinstance(target, Store):
         with target.transaction() as cur:
             return refresh_rollups(cur, today=today, full=full)
     cur = target
-    if not _rollups_installed(cur):
-        return None
     until = (today or utcnow().date()) - timedelta(days=SETTLE_DAYS)
     running = cur.execute(
         "SELECT CAST(min(s.created_at) AS DATE) FROM active_sessions a "

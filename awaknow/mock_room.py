@@ -58,28 +58,12 @@ def _lookup(conversation_id: str) -> dict:
     """The configured ids and the session behind this conversation (runs in a worker thread)."""
     service = shared_service()
     settings = service.settings
-    row = (
-        service.store.cursor()
-        .execute(
-            "SELECT session_id, user_id, session_type, status, mode, started_at, "
-            "max_call_duration FROM sessions WHERE conversation_id = ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            [conversation_id],
-        )
-        .fetchone()
-    )
+    session = service.session_for_conversation(conversation_id)
     found = None
-    if row is not None:
-        keys = (
-            "session_id",
-            "user_id",
-            "session_type",
-            "status",
-            "mode",
-            "started_at",
-            "max_call_duration",
-        )
-        found = dict(zip(keys, row, strict=True))
+    if session is not None:
+        keys = ("session_id", "user_id", "session_type", "status", "mode", "started_at",
+                "max_call_duration")
+        found = {key: session[key] for key in keys}
     return {
         "persona_id": settings.persona_id.value or "",
         "replica_id": settings.replica_id.value or "",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from starlette.routing import BaseRoute, Route
 
-from awaknow import events
+from awaknow import analytics, events
 from awaknow.callbacks import tavus_callback
 from awaknow.config import CALLBACK_PATH
 from awaknow.logs import get_logger
@@ -25,7 +25,7 @@ from awaknow.service import shared_service
 
 log = get_logger("server")
 
-REAPER_INTERVAL_SECONDS = 30.0
+CHORE_INTERVAL_SECONDS = 30.0
 
 
 def routes() -> list[BaseRoute]:
@@ -35,29 +35,44 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-async def _reap_forever(interval: float) -> None:
-    """End stale sessions in the background so no call keeps billing unseen."""
+def _reap() -> int:
+    """End stale sessions so no call keeps billing unseen."""
+    return len(shared_service().reap())
+
+
+def _poll_events() -> int:
+    """Fetch Tavus events that no callback delivered; retry failed processing."""
+    return events.poll_pending(shared_service())
+
+
+def _refresh_rollups() -> int:
+    """Keep the analytics rollups current, so the page stays fast as history grows."""
+    analytics.refresh_rollups(shared_service().store)
+    return 0
+
+
+BACKGROUND_CHORES: tuple[Callable[[], int], ...] = (_reap, _poll_events, _refresh_rollups)
+
+
+async def _chores_forever(interval: float) -> None:
+    """Run each chore in a worker thread every ``interval`` seconds; one failing never stops
+    the others or the next pass."""
     while True:
-        try:
-            ended = await anyio.to_thread.run_sync(shared_service().reap)
-            if ended:
-                log.info("reaper ended %d stale session(s)", len(ended))
-        except Exception:  # the reaper must outlive any single failure
-            log.exception("reaper pass failed")
-        try:  # Tavus events not delivered by callback: fetch them, retry failed processing
-            fetched = await anyio.to_thread.run_sync(lambda: events.poll_pending(shared_service()))
-            if fetched:
-                log.info("event poller stored or processed %d event(s)", fetched)
-        except Exception:
-            log.exception("event poller pass failed")
+        for chore in BACKGROUND_CHORES:
+            try:
+                done = await anyio.to_thread.run_sync(chore)
+                if done:
+                    log.info("%s: %d item(s)", chore.__name__.lstrip("_"), done)
+            except Exception:
+                log.exception("%s failed", chore.__name__.lstrip("_"))
         await asyncio.sleep(interval)
 
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-    """Open the database before the first request and run the reaper beside the pages."""
+    """Open the database before the first request and run the chores beside the pages."""
     await anyio.to_thread.run_sync(shared_service)
-    task = asyncio.create_task(_reap_forever(REAPER_INTERVAL_SECONDS))
+    task = asyncio.create_task(_chores_forever(CHORE_INTERVAL_SECONDS))
     try:
         yield {}
     finally:

@@ -317,14 +317,19 @@ class AwakNowService:
     def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
         """End the remote conversation (idempotent), then close and bill once."""
         row = self.get_session(session_id)
+        ended_at = utcnow()
         if row["status"] in ("active", "starting") and row["conversation_id"]:
             backend = self.backend_for(row["mode"])
-            try:
-                backend.end_conversation(row["conversation_id"])
-            except TavusNotFoundError:
-                log.info("conversation %s already gone at Tavus", row["conversation_id"])
+            already_ended_at = self._remote_end_time(backend, row["conversation_id"])
+            if already_ended_at is not None:
+                ended_at = min(ended_at, max(already_ended_at, row["started_at"]))
+            else:
+                try:
+                    backend.end_conversation(row["conversation_id"])
+                except TavusNotFoundError:
+                    log.info("conversation %s already gone at Tavus", row["conversation_id"])
         bill = sessions.close_and_bill(
-            self.store, session_id, ended_at=utcnow(), end_source=end_source
+            self.store, session_id, ended_at=ended_at, end_source=end_source
         )
         if row["conversation_id"] and (self.settings.callback_url is None or row["mode"] != "live"):
             # No callbacks will come (no public URL, or a mock call): fetch the events with
@@ -333,6 +338,21 @@ class AwakNowService:
         return EndedSession(
             bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
         )
+
+    @staticmethod
+    def _remote_end_time(backend: TavusBackend, conversation_id: str) -> datetime | None:
+        """When Tavus already ended the call (timeout, participant left), its end time.
+
+        Billing to that moment rather than to when someone noticed keeps minutes honest; a
+        lookup that fails just means the end call goes ahead as usual.
+        """
+        try:
+            conversation = backend.get_conversation(conversation_id)
+        except TavusError:
+            return None
+        if conversation.get("status") != "ended":
+            return None
+        return parse_tavus_time(conversation.get("updated_at"))
 
     def reap(self, now: datetime | None = None) -> list[EndedSession]:
         """End sessions past max duration plus grace; reconcile stuck and timed-out starts."""
@@ -419,6 +439,16 @@ class AwakNowService:
             )
         return dict(zip([d[0] for d in result.description], row, strict=True))
 
+    def session_for_conversation(self, conversation_id: str) -> dict | None:
+        """The newest session behind a Tavus (or mock) conversation id, if this app made it."""
+        cur = self.store.cursor()
+        row = cur.execute(
+            "SELECT session_id FROM sessions WHERE conversation_id = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            [conversation_id],
+        ).fetchone()
+        return self.get_session(row[0]) if row else None
+
     def active_session(self, user_id: str) -> dict | None:
         session_id = sessions.active_session_id(self.store.cursor(), user_id)
         return self.get_session(session_id) if session_id else None
@@ -493,3 +523,20 @@ def shared_service() -> AwakNowService:
             service = AwakNowService(settings, Store(settings.resolved_db_path()))
             _shared[settings] = service
         return service
+
+
+def close_shared_services(under: Path | None = None) -> None:
+    """Close and forget cached services (those whose database lies in ``under``, or all).
+
+    For tests and shutdown: the next ``shared_service()`` opens the file afresh.
+    """
+    with _shared_lock:
+        stale = [
+            (settings, service)
+            for settings, service in _shared.items()
+            if under is None or service.store.path.resolve().is_relative_to(under.resolve())
+        ]
+        for settings, _service in stale:
+            del _shared[settings]
+    for _settings, service in stale:
+        service.close()

@@ -188,6 +188,38 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             END;
         """,
     ),
+    (
+        5,
+        "analytics rollups of settled days",
+        """
+        -- Maintained only by analytics.refresh_rollups; until its first run (empty
+        -- rollup_state) analytics reads the raw tables.
+        CREATE TABLE IF NOT EXISTS rollup_state (
+            covered_until DATE NOT NULL,            -- the rollups hold every day before this one
+            refreshed_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS rollup_sessions_daily (
+            day DATE NOT NULL,                      -- CAST(sessions.created_at AS DATE)
+            persona_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            status VARCHAR NOT NULL,
+            shutdown_reason VARCHAR,
+            error_kind VARCHAR,
+            sessions BIGINT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS rollup_usage_daily (
+            usage_date DATE NOT NULL,
+            persona_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            seconds_used INTEGER NOT NULL,   -- sessions counted per exact duration: exact p90
+            sessions BIGINT NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -166,7 +166,6 @@ def _table(store: Store, typical: analytics.Filters, month: date, repeat: int, t
 
 def _install_rollups(store: Store) -> None:
     """Create the proposed rollup tables, then time a full and an incremental refresh."""
-    store.cursor().execute(analytics.ROLLUP_SCHEMA_SQL)
     for label, full in (("full", True), ("incremental", False)):
         started = time.perf_counter()
         until = analytics.refresh_rollups(store, full=full)

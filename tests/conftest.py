@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from awaknow.service import close_shared_services
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Everything AwakNow reads from the environment. A clean test environment has none of them,
@@ -38,22 +40,6 @@ def clean_awaknow_env(db_path: Path | str, **extra: str) -> dict[str, str]:
     return env
 
 
-def close_shared_services_under(folder: Path) -> None:
-    """Close and forget the process-wide services whose database lies in ``folder``."""
-    from awaknow import service as service_module
-
-    with service_module._shared_lock:
-        stale = [
-            (settings, svc)
-            for settings, svc in service_module._shared.items()
-            if Path(svc.store.path).resolve().is_relative_to(folder.resolve())
-        ]
-        for settings, _svc in stale:
-            del service_module._shared[settings]
-    for _settings, svc in stale:
-        svc.close()
-
-
 @pytest.fixture
 def mock_mode_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Mock mode on a fresh DuckDB file in ``tmp_path``: no key, no .env, nothing inherited.
@@ -67,4 +53,4 @@ def mock_mode_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("AWAKNOW_DB_PATH", str(db_path))
     monkeypatch.setenv("AWAKNOW_ENV_FILE", "")
     yield db_path
-    close_shared_services_under(tmp_path)
+    close_shared_services(tmp_path)

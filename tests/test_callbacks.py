@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import close_shared_services_under
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +34,7 @@ from awaknow import accounts, events, sessions
 from awaknow.callbacks import MAX_BODY_BYTES
 from awaknow.config import CALLBACK_PATH
 from awaknow.fake_tavus import FakeTavus
-from awaknow.service import AwakNowService, shared_service
+from awaknow.service import AwakNowService, close_shared_services, shared_service
 from awaknow.store import utcnow
 
 SECRET = "cb-" + secrets.token_urlsafe(24)
@@ -119,7 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
                 fake.stop()
                 sock.close()
                 events.wait_for_background_syncs()
-                close_shared_services_under(root)
+                close_shared_services(root)
                 _forget_streamlit_runtime()
 
 

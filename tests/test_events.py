@@ -23,7 +23,7 @@ from awaknow.events import EventRejected, ingest_event
 from awaknow.fake_tavus import FakeTavus
 from awaknow.logs import register_secret
 from awaknow.service import AwakNowService, open_service
-from awaknow.store import Store, utcnow
+from awaknow.store import MIGRATIONS, Store, utcnow
 from awaknow.tavus import TavusClient
 
 SECRET = "cb-secret-for-event-tests"
@@ -210,12 +210,14 @@ def test_shutdown_reason_groups_match_the_sql_macro(service: AwakNowService) -> 
         assert cur.execute("SELECT shutdown_reason_group(?)", [reason]).fetchone()[0] == group
 
 
-def test_migration_4_is_idempotent_and_persists_the_macro(tmp_path: Path) -> None:
+def test_migrations_are_idempotent_and_persist_the_macro(tmp_path: Path) -> None:
     path = tmp_path / "m.duckdb"
     Store(path).close()
     store = Store(path)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == max(version for version, _, _ in MIGRATIONS)
+        applied = store.cursor().execute("SELECT count(*) FROM schema_version").fetchone()[0]
+        assert applied == len(MIGRATIONS)
         cur = store.cursor()
         assert cur.execute("SELECT shutdown_reason_group('x reached')").fetchone()[0] == "x"
         columns = {r[0] for r in cur.execute("DESCRIBE conversation_events").fetchall()}

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
 from awaknow import seed, sessions
 from awaknow.fake_tavus import FakeTavus
 from awaknow.logs import register_secret
-from awaknow.mock_room import mock_room
+from awaknow.mock_room import MOCK_ROOM_PATH
+from awaknow.server import routes
 from awaknow.service import AwakNowService, shared_service
 from awaknow.store import utcnow
 from tests.conftest import ROOT
@@ -333,17 +337,28 @@ def test_only_urls_reach_the_iframe() -> None:
         assert ui.embeddable_url(bad) is None, bad
 
 
-class _Request:
-    def __init__(self, conversation_id: str) -> None:
-        self.path_params = {"conversation_id": conversation_id}
+def _get_room(conversation_id: str) -> httpx.Response:
+    """GET the mock room through the app's real route table, in-process.
+
+    In a thread of its own: the browser suite's Playwright (sync API) may hold this thread's
+    event loop for the whole session.
+    """
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=Starlette(routes=routes()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.get(f"{MOCK_ROOM_PATH}/{conversation_id}")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, get()).result()
 
 
 def test_mock_room_shows_the_conversation_and_its_session(
     seeded_mock_service: AwakNowService,
 ) -> None:
     started = seeded_mock_service.start_session("staff_pro", "reflect_alone")
-    response = asyncio.run(mock_room(_Request(started.conversation_id)))
-    body = response.body.decode()
+    response = _get_room(started.conversation_id)
+    body = response.text
     assert response.status_code == 200
     assert "Mock conversation" in body
     assert f'id="conversation-id">{started.conversation_id}<' in body
@@ -364,10 +379,10 @@ def test_mock_room_rejects_bad_ids_and_handles_unknown_ones(
     empty_mock_service: AwakNowService,
 ) -> None:
     for bad in ("zzz", "c<script>", "C123456", "c12", "c" + "a" * 40):
-        assert asyncio.run(mock_room(_Request(bad))).status_code == 404, bad
-    response = asyncio.run(mock_room(_Request("cdeadbeef")))
+        assert _get_room(bad).status_code == 404, bad
+    response = _get_room("cdeadbeef")
     assert response.status_code == 200
-    assert "unknown to this app" in response.body.decode()
+    assert "unknown to this app" in response.text
 
 
 def test_the_page_closes_a_session_that_tavus_ended(seeded_mock_service: AwakNowService) -> None:

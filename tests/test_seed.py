@@ -289,7 +289,6 @@ def test_rollups_are_rebuilt_by_the_seed(
 ) -> None:
     raw, _ = seeded
     store = Store(tmp_path / "t.duckdb")
-    store.cursor().execute(analytics.ROLLUP_SCHEMA_SQL)
     seed.seed_demo(store, **SMALL)
     assert scalar(store, "SELECT count(*) FROM rollup_state") == 1
     assert scalar(store, "SELECT sum(sessions) FROM rollup_sessions_daily") == SMALL["sessions"]
