@@ -219,22 +219,16 @@ class AwakNowService:
             context=context,
         )
         try:
-            conversation = self._create(backend, body)
-        except TavusError as exc:
-            if mode == "live" and not self.settings.strict:
+            try:
+                conversation = self._create(backend, body)
+            except TavusError as exc:
+                if mode != "live" or self.settings.strict:
+                    raise
                 reason = f"Tavus could not create the conversation, so this is a mock: {exc}"
                 log.info("falling back to mock for %s: %s", reservation.session_id, exc)
                 backend, mode = self._mock, "mock"
                 conversation = self._mock.create_conversation(body)
-            else:
-                sessions.mark_failed(
-                    self.store,
-                    reservation.session_id,
-                    error_kind=type(exc).__name__,
-                    error_message=str(exc),
-                )
-                raise
-        except BaseException as exc:
+        except BaseException as exc:  # nothing was created: free the slot, bill nothing
             sessions.mark_failed(
                 self.store,
                 reservation.session_id,

@@ -338,27 +338,15 @@ def _close_and_bill_once(
 ) -> Bill:
     with store.transaction() as cur:
         row = cur.execute(
-            "SELECT user_id, status, started_at, created_at, plan_id, persona_id, replica_id, "
-            "session_type, mode, conversation_id FROM sessions WHERE session_id = ?",
+            "SELECT status, coalesce(started_at, created_at), user_id, mode FROM sessions "
+            "WHERE session_id = ?",
             [session_id],
         ).fetchone()
         if row is None:
             raise NotFoundError(f"Unknown session {session_id!r}")
-        (
-            user_id,
-            status,
-            started_at,
-            created_at,
-            plan_id,
-            persona_id,
-            replica_id,
-            session_type,
-            mode,
-            conversation_id,
-        ) = row
+        status, started_at, user_id, mode = row
         if status == "failed":
             return Bill(session_id, status, 0, False, "app")
-        started_at = started_at or created_at
         ended_at = max(ended_at, started_at)
         seconds = billed_seconds(started_at, ended_at)
         bill = cur.execute(
@@ -392,25 +380,13 @@ def _close_and_bill_once(
             "WHERE session_id = ?",
             [ended_at, end_source, shutdown_reason, seconds, session_id],
         )
+        # The bill copies the session's dimensions so analytics never needs a join.
         cur.execute(
-            "INSERT INTO tavus_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                session_id,
-                user_id,
-                plan_id,
-                persona_id,
-                replica_id,
-                session_type,
-                mode,
-                conversation_id,
-                started_at,
-                ended_at,
-                seconds,
-                seconds / 60,
-                started_at.date(),
-                clock,
-                utcnow(),
-            ],
+            "INSERT INTO tavus_usage SELECT session_id, user_id, plan_id, persona_id, "
+            "replica_id, session_type, mode, conversation_id, ?, ?, ?, ?, ?, ?, ? "
+            "FROM sessions WHERE session_id = ?",
+            [started_at, ended_at, seconds, seconds / 60, started_at.date(), clock, utcnow(),
+             session_id],
         )
         cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
     log.info(
