@@ -416,25 +416,25 @@ def minutes_over_time(
     """
     if grain not in GRAINS:
         raise ValidationError(f"Grain {grain!r} is not known: use day or week")
-    cur = store.cursor()
-    rows, params = _usage_rows(cur, f)
-    return _frame(
-        cur,
-        f"SELECT CAST(date_trunc(?, usage_date) AS DATE) AS period, mode, {_MINUTES}, "
-        f"{_SESSIONS} FROM ({rows}) GROUP BY ALL ORDER BY period, mode",
-        [GRAINS[grain], *params],
+    return _minutes_by(
+        store, f, "CAST(date_trunc(?, usage_date) AS DATE) AS period", [GRAINS[grain]]
     )
 
 
-def _minutes_by(store: Store, f: Filters, column: str) -> pd.DataFrame:
-    """Billed minutes and sessions per value of ``column`` (a constant name) and mode."""
+def _minutes_by(
+    store: Store, f: Filters, column: str, column_params: list[Any] | None = None
+) -> pd.DataFrame:
+    """Billed minutes and sessions per value of ``column`` and mode, in that order.
+
+    ``column`` is a constant name or ``expression AS name``; ``column_params`` fill its ``?``.
+    """
     cur = store.cursor()
     rows, params = _usage_rows(cur, f)
     return _frame(
         cur,
         f"SELECT {column}, mode, {_MINUTES}, {_SESSIONS} FROM ({rows}) "
-        f"GROUP BY ALL ORDER BY {column}, mode",
-        params,
+        "GROUP BY ALL ORDER BY 1, 2",
+        [*(column_params or []), *params],
     )
 
 

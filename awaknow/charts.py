@@ -73,15 +73,21 @@ def _orders(frame: pd.DataFrame, column: str, preferred: list[str]) -> list[str]
     return [v for v in preferred if v in present] + [v for v in present if v not in preferred]
 
 
-def minutes_over_time(frame: pd.DataFrame, grain: str = "day") -> go.Figure:
-    """Billed minutes per day or week, live and mock stacked (``analytics.minutes_over_time``)."""
-    title = f"Billed minutes per {grain}"
-    x_title = "Week starting (UTC)" if grain == "week" else "Day (UTC)"
+def _top_down(fig: go.Figure, rows: pd.Series) -> None:
+    """Horizontal bars in the frame's order, its first row at the top."""
+    fig.update_yaxes(categoryorder="array", categoryarray=list(rows), autorange="reversed")
+
+
+def _minutes_by(
+    frame: pd.DataFrame, column: str, title: str, axis: str, *, categories: bool = True
+) -> go.Figure:
+    """Billed minutes per value of ``column``, live and mock stacked; ``categories`` keeps
+    the x axis categorical (ids, types) instead of letting plotly read it as dates or numbers."""
     if frame.empty:
-        return _empty(title, x_title, MINUTES)
+        return _empty(title, axis, MINUTES)
     fig = px.bar(
         frame,
-        x="period",
+        x=column,
         y="minutes",
         color="mode",
         color_discrete_map=COLORS,
@@ -89,7 +95,15 @@ def minutes_over_time(frame: pd.DataFrame, grain: str = "day") -> go.Figure:
         hover_data={"sessions": True, "minutes": ":.2f"},
     )
     fig.update_layout(barmode="stack")
-    return _styled(fig, title, x_title, MINUTES)
+    if categories:
+        fig.update_xaxes(type="category")
+    return _styled(fig, title, axis, MINUTES)
+
+
+def minutes_over_time(frame: pd.DataFrame, grain: str = "day") -> go.Figure:
+    """Billed minutes per day or week, live and mock stacked (``analytics.minutes_over_time``)."""
+    x_title = "Week starting (UTC)" if grain == "week" else "Day (UTC)"
+    return _minutes_by(frame, "period", f"Billed minutes per {grain}", x_title, categories=False)
 
 
 def sessions_per_day_by_type(frame: pd.DataFrame) -> go.Figure:
@@ -123,27 +137,8 @@ def minutes_per_user(frame: pd.DataFrame) -> go.Figure:
         color_discrete_map=COLORS,
         hover_data={"sessions": True, "minutes": ":.2f"},
     )
-    fig.update_yaxes(
-        categoryorder="array", categoryarray=list(frame["user_id"]), autorange="reversed"
-    )
+    _top_down(fig, frame["user_id"])
     return _styled(fig, title, MINUTES, "User")
-
-
-def _minutes_by(frame: pd.DataFrame, column: str, title: str, axis: str) -> go.Figure:
-    if frame.empty:
-        return _empty(title, axis, MINUTES)
-    fig = px.bar(
-        frame,
-        x=column,
-        y="minutes",
-        color="mode",
-        color_discrete_map=COLORS,
-        category_orders={"mode": _orders(frame, "mode", MODE_ORDER)},
-        hover_data={"sessions": True, "minutes": ":.2f"},
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(type="category")
-    return _styled(fig, title, axis, MINUTES)
 
 
 def minutes_per_persona(frame: pd.DataFrame) -> go.Figure:
@@ -211,9 +206,7 @@ def usage_vs_limit(frame: pd.DataFrame) -> go.Figure:
         )
     fig.update_traces(textposition="auto")
     fig.update_xaxes(range=[0, right], ticksuffix=" %")
-    fig.update_yaxes(
-        categoryorder="array", categoryarray=list(shown["user_id"]), autorange="reversed"
-    )
+    _top_down(fig, shown["user_id"])
     return _styled(fig, title, x_title, "User")
 
 
@@ -241,7 +234,7 @@ def _counts(frame: pd.DataFrame, column: str, title: str, axis: str, color: str)
         return _empty(title, SESSIONS, axis)
     fig = px.bar(frame, x="sessions", y=column, orientation="h")
     fig.update_traces(marker_color=color)
-    fig.update_yaxes(categoryorder="array", categoryarray=list(frame[column]), autorange="reversed")
+    _top_down(fig, frame[column])
     return _styled(fig, title, SESSIONS, axis)
 
 

@@ -827,13 +827,18 @@ def poll_pending(
 # --- reads for the session detail page -------------------------------------------------------
 
 
-def _summary(event_type: str, known: bool, raw: str, error: str | None) -> str:
+def _stored_properties(raw: str) -> dict[str, Any]:
+    """The ``properties`` object of a stored payload; {} when it has none or is unreadable."""
     try:
         payload = json.loads(raw)
     except ValueError:
-        payload = {}
+        return {}
     props = payload.get("properties") if isinstance(payload, dict) else None
-    props = props if isinstance(props, dict) else {}
+    return props if isinstance(props, dict) else {}
+
+
+def _summary(event_type: str, known: bool, raw: str, error: str | None) -> str:
+    props = _stored_properties(raw)
     if not known:
         text = "unknown event type (stored, not processed)"
     elif event_type == SHUTDOWN:
@@ -979,11 +984,7 @@ def recording(store: Store, session_id: str) -> dict[str, Any] | None:
     ).fetchone()
     if failed is None:
         return None
-    try:
-        props = json.loads(failed[1]).get("properties") or {}
-    except (ValueError, AttributeError):
-        props = {}
-    props = props if isinstance(props, dict) else {}
+    props = _stored_properties(failed[1])
     return {
         "conversation_id": failed[0],
         "status": "copy_failed",

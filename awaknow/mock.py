@@ -14,10 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
-from awaknow.tavus import check_id
+from awaknow.tavus import ClosedOnExit, check_id
 
 MOCK_PERSONA_NAME = "AwakNow Companion (mock)"
 MOCK_SYSTEM_PROMPT = (
@@ -70,7 +69,7 @@ class _Conversation:
         }
 
 
-class MockTavus:
+class MockTavus(ClosedOnExit):
     """An in-memory, thread-safe stand-in for ``TavusClient``.
 
     Conversations live only as long as this process: one it does not know (the app restarted)
@@ -99,17 +98,6 @@ class MockTavus:
 
     def __repr__(self) -> str:
         return f"MockTavus(persona_id={self.persona_id!r}, reason={self.reason!r})"
-
-    def __enter__(self) -> MockTavus:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Nothing to release; kept so callers can close either backend the same way."""

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import httpx
 
@@ -107,6 +107,24 @@ class TavusBackend(Protocol):
         ...
 
 
+class ClosedOnExit:
+    """``with backend:`` closes the backend on the way out (``TavusClient`` and ``MockTavus``)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 def check_id(kind: str, value: str) -> str:
     """Refuse an id that could change the URL path it is put in (``../``, ``?``, ``/``).
 
@@ -176,7 +194,7 @@ def error_from_response(response: httpx.Response) -> TavusError:
     return cls(logs.redact(" ".join(message.split())), status=status, body=body)
 
 
-class TavusClient:
+class TavusClient(ClosedOnExit):
     """A pooled, retrying, logging client for the Tavus endpoints AwakNow uses.
 
     Thread-safe: Streamlit sessions, route handlers and the reaper share one instance.
@@ -220,17 +238,6 @@ class TavusClient:
 
     def __repr__(self) -> str:
         return f"TavusClient(base_url={self._base_url!r})"
-
-    def __enter__(self) -> TavusClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close pooled connections; the client is unusable afterwards."""

@@ -158,74 +158,57 @@ checks.append(
         ),
     )
 )
+
+
+def tavus_check(name: str, passed: bool, ok: str, problem: str) -> tuple[str, bool | None, str]:
+    """A check that needs an answer from Tavus, so it is not checked without a key."""
+    if not has_key:
+        return name, None, "Not checked without a key."
+    return name, passed, ok if passed else problem
+
+
 checks.append(
-    (
+    tavus_check(
         "Persona verified with Tavus",
-        None if not has_key else mode.mode == "live",
-        "Not checked without a key."
-        if not has_key
-        else (
-            "Tavus returned the persona."
-            if mode.mode == "live"
-            else f"The check failed: {ui.error_text(error) if error else mode.reason}"
-        ),
+        mode.mode == "live",
+        "Tavus returned the persona.",
+        f"The check failed: {ui.error_text(error) if error else mode.reason}",
     )
 )
 checks.append(
-    (
+    tavus_check(
         "API key accepted (no 401)",
-        None if not has_key else not isinstance(error, TavusAuthError),
-        "Not checked without a key."
-        if not has_key
-        else (
-            "Tavus rejected the key (401): copy a fresh key from the Tavus dashboard, check for "
-            "stray spaces or quotes, and make sure the environment does not override .env."
-            if isinstance(error, TavusAuthError)
-            else "No authentication error."
-        ),
+        not isinstance(error, TavusAuthError),
+        "No authentication error.",
+        "Tavus rejected the key (401): copy a fresh key from the Tavus dashboard, check for "
+        "stray spaces or quotes, and make sure the environment does not override .env.",
     )
 )
 checks.append(
-    (
+    tavus_check(
         "Persona and replica exist (no 404/400)",
-        None if not has_key else not isinstance(error, TavusNotFoundError),
-        "Not checked without a key."
-        if not has_key
-        else (
-            f"Tavus does not know persona {status['persona_id']} for this key: check "
-            f"{status['persona_variable'] or 'TAVUS_PERSONA_ID'} (it must belong to the same "
-            "Tavus account as the key)."
-            if isinstance(error, TavusNotFoundError)
-            else "No not-found error."
-        ),
+        not isinstance(error, TavusNotFoundError),
+        "No not-found error.",
+        f"Tavus does not know persona {status['persona_id']} for this key: check "
+        f"{status['persona_variable'] or 'TAVUS_PERSONA_ID'} (it must belong to the same "
+        "Tavus account as the key).",
     )
 )
-unreachable = isinstance(error, TavusUnreachableError | TavusServerError)
 checks.append(
-    (
+    tavus_check(
         "Tavus reachable",
-        None if not has_key else not unreachable,
-        "Not checked without a key."
-        if not has_key
-        else (
-            f"No good answer from {status['api_base_url']}: check the network, a proxy or "
-            "TAVUS_API_BASE_URL, and Tavus's status page; then press Verify now."
-            if unreachable
-            else "Tavus answered."
-        ),
+        not isinstance(error, TavusUnreachableError | TavusServerError),
+        "Tavus answered.",
+        f"No good answer from {status['api_base_url']}: check the network, a proxy or "
+        "TAVUS_API_BASE_URL, and Tavus's status page; then press Verify now.",
     )
 )
 checks.append(
-    (
+    tavus_check(
         "Conversational credits left",
-        None if not has_key else not isinstance(error, TavusCreditsError),
-        "Not checked without a key."
-        if not has_key
-        else (
-            "Tavus says the account is out of credits (402): top up or upgrade the Tavus plan."
-            if isinstance(error, TavusCreditsError)
-            else "No credit error (Tavus reports this only when a conversation is created)."
-        ),
+        not isinstance(error, TavusCreditsError),
+        "No credit error (Tavus reports this only when a conversation is created).",
+        "Tavus says the account is out of credits (402): top up or upgrade the Tavus plan.",
     )
 )
 other = isinstance(error, TavusError) and not isinstance(

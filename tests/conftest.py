@@ -1,14 +1,24 @@
-"""Shared pytest fixtures. Each fixture says what it is for; add yours with a clear name."""
+"""Shared pytest fixtures and helpers. Each says what it is for; add yours with a clear name.
+
+Test modules import the plain helpers with ``from tests.conftest import ...``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from awaknow.service import close_shared_services
+from awaknow import accounts, sessions
+from awaknow.service import AwakNowService, close_shared_services
+from awaknow.store import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +64,68 @@ def mock_mode_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("AWAKNOW_ENV_FILE", "")
     yield db_path
     close_shared_services(tmp_path)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (nothing listens on it now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def iso(moment: datetime) -> str:
+    """Tavus's timestamp shape for a naive UTC time: ISO-8601 with microseconds and ``Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_cid() -> str:
+    """A fresh conversation id shaped like Tavus's."""
+    return "c" + secrets.token_hex(8)
+
+
+def craft_session(
+    svc: AwakNowService,
+    *,
+    started_at: datetime | None = None,
+    mode: str = "mock",
+    user: str | None = None,
+    conversation_id: str | None = None,
+) -> tuple[str, str, datetime]:
+    """An active session with a chosen creation time (default: 100 s ago), through the real
+    session rules; returns (session_id, conversation_id, started_at)."""
+    user = user or "u" + secrets.token_hex(4)
+    accounts.add_user(svc.store, user, "awaknow_pro")
+    started_at = started_at or utcnow() - timedelta(seconds=100)
+    reservation = sessions.reserve(
+        svc.store,
+        user,
+        "reflect_alone",
+        mode=mode,
+        mode_reason="test",
+        persona_id="p7e13c73f41f",
+        replica_id="r4317e64d25a",
+        context=None,
+        now=started_at,
+    )
+    cid = conversation_id or new_cid()
+    sessions.mark_active(
+        svc.store,
+        reservation.session_id,
+        conversation={"conversation_id": cid},
+        mode=mode,
+        mode_reason="test",
+        started_at=started_at,
+    )
+    return reservation.session_id, cid, started_at

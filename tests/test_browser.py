@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import ROOT, clean_awaknow_env
+from tests.conftest import ROOT, clean_awaknow_env, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -73,12 +72,6 @@ def _chromium_or_skip() -> str:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _seed(db_path: Path, env: dict[str, str], log: Path) -> None:
@@ -161,7 +154,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = clean_awaknow_env(db_path, PYTHONUNBUFFERED="1")
     _seed(db_path, env, folder / "seed.log")
     detail_session_id = _session_with_transcript(db_path)
-    port = _free_port()
+    port = free_port()
     log = folder / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

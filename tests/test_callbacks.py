@@ -17,8 +17,7 @@ import os
 import secrets
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,20 +35,10 @@ from awaknow.config import CALLBACK_PATH
 from awaknow.fake_tavus import FakeTavus
 from awaknow.service import AwakNowService, close_shared_services, shared_service
 from awaknow.store import utcnow
+from tests.conftest import craft_session, iso, wait_for
 
 SECRET = "cb-" + secrets.token_urlsafe(24)
 API_KEY = "test-key-" + secrets.token_hex(8)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 @dataclass
@@ -172,38 +161,6 @@ class LogCapture:
     @property
     def output(self) -> str:
         return self.text.getvalue() + self.raw.getvalue()
-
-
-def craft_session(svc: AwakNowService, seconds_ago: float = 100) -> tuple[str, str, datetime]:
-    """An active live session created ``seconds_ago``, through the real session rules."""
-    user = "u" + secrets.token_hex(4)
-    accounts.add_user(svc.store, user, "awaknow_pro")
-    started_at = utcnow() - timedelta(seconds=seconds_ago)
-    reservation = sessions.reserve(
-        svc.store,
-        user,
-        "reflect_alone",
-        mode="live",
-        mode_reason="test",
-        persona_id="p7e13c73f41f",
-        replica_id="r4317e64d25a",
-        context=None,
-        now=started_at,
-    )
-    cid = "c" + secrets.token_hex(8)
-    sessions.mark_active(
-        svc.store,
-        reservation.session_id,
-        conversation={"conversation_id": cid},
-        mode="live",
-        mode_reason="test",
-        started_at=started_at,
-    )
-    return reservation.session_id, cid, started_at
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def shutdown(cid: str, when: datetime | str, reason: str = "participant_left_timeout") -> dict:
@@ -330,7 +287,7 @@ def test_body_over_one_megabyte_is_413_declared_or_streamed(server: AppServer) -
 
 
 def test_duplicate_delivery_is_stored_once(server: AppServer) -> None:
-    sid, cid, started = craft_session(server.service)
+    sid, cid, started = craft_session(server.service, mode="live")
     body = shutdown(cid, started + timedelta(seconds=33.3))
     first = server.post(body)
     assert first.status_code == 200
@@ -353,7 +310,7 @@ def test_duplicate_delivery_is_stored_once(server: AppServer) -> None:
 
 
 def test_unknown_event_type_is_stored_and_flagged(server: AppServer) -> None:
-    sid, cid, _ = craft_session(server.service)
+    sid, cid, _ = craft_session(server.service, mode="live")
     response = server.post(
         {
             "conversation_id": cid,
@@ -399,7 +356,7 @@ def test_unknown_conversation_is_stored_and_flagged(server: AppServer) -> None:
 
 
 def test_shutdown_before_manual_end_is_billed_once_on_tavus_clock(server: AppServer) -> None:
-    sid, cid, started = craft_session(server.service)
+    sid, cid, started = craft_session(server.service, mode="live")
     tavus_end = started + timedelta(seconds=42.5)
     assert server.post(shutdown(cid, tavus_end)).json()["processed"] is True
     ended = server.service.end_session(sid)
@@ -411,7 +368,7 @@ def test_shutdown_before_manual_end_is_billed_once_on_tavus_clock(server: AppSer
 
 
 def test_shutdown_after_manual_end_rebills_once_on_tavus_clock(server: AppServer) -> None:
-    sid, cid, started = craft_session(server.service)
+    sid, cid, started = craft_session(server.service, mode="live")
     app_bill = server.service.end_session(sid)
     assert app_bill.newly_billed and app_bill.seconds_used >= 100
     tavus_end = started + timedelta(seconds=57.01)
@@ -429,7 +386,7 @@ def test_shutdown_after_manual_end_rebills_once_on_tavus_clock(server: AppServer
 
 
 def test_garbage_shutdown_time_never_bills_from_it(server: AppServer) -> None:
-    sid, cid, _ = craft_session(server.service)
+    sid, cid, _ = craft_session(server.service, mode="live")
     first = server.service.end_session(sid)
     assert server.post(shutdown(cid, "3000-01-01T00:00:00Z")).status_code == 200
     assert server.post(shutdown(cid, "soon")).status_code == 200
@@ -449,7 +406,7 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
         conv = server.fake.conversations[started.conversation_id]
         assert conv["callback_url"] == svc.settings.callback_url
         assert conv["callback_url"] == f"{server.base_url}{CALLBACK_PATH}?token={SECRET}"
-        wait_for(lambda: svc.get_session(started.session_id)["replica_joined_at"])
+        wait_for(lambda: svc.get_session(started.session_id)["replica_joined_at"], timeout=10)
         svc.end_session(started.session_id)
 
         def delivered() -> bool:
@@ -461,7 +418,7 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
                 ]
             return len(sent) == 5 and all(c["status"] == 200 for c in sent)
 
-        wait_for(delivered)
+        wait_for(delivered, timeout=10)
         frame = events.events_for(svc.store, started.conversation_id)
         assert len(frame) == 5 and set(frame["source"]) == {"callback"}
         assert frame["processed_at"].notna().all() and frame["known_type"].all()

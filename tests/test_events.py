@@ -7,9 +7,7 @@ opened on a temporary database and ``ingest_event`` is called directly.
 from __future__ import annotations
 
 import json
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from awaknow.logs import register_secret
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import MIGRATIONS, Store, utcnow
 from awaknow.tavus import TavusClient
+from tests.conftest import craft_session, iso, new_cid, wait_for
 
 SECRET = "cb-secret-for-event-tests"
 KNOWN_REASONS = {
@@ -46,25 +45,6 @@ KNOWN_REASONS = {
 }
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def new_cid() -> str:
-    return "c" + secrets.token_hex(8)
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[AwakNowService]:
     settings = load_settings(environ={}, env_file="")
@@ -72,41 +52,6 @@ def service(tmp_path: Path) -> Iterator[AwakNowService]:
     yield svc
     assert events.wait_for_background_syncs()
     svc.close()
-
-
-def craft_session(
-    svc: AwakNowService,
-    *,
-    started_at: datetime | None = None,
-    mode: str = "mock",
-    user: str | None = None,
-    conversation_id: str | None = None,
-) -> tuple[str, str, datetime]:
-    """An active session with a chosen creation time, through the real session rules."""
-    user = user or "u" + secrets.token_hex(4)
-    accounts.add_user(svc.store, user, "awaknow_pro")
-    started_at = started_at or utcnow() - timedelta(seconds=100)
-    reservation = sessions.reserve(
-        svc.store,
-        user,
-        "reflect_alone",
-        mode=mode,
-        mode_reason="test",
-        persona_id="p7e13c73f41f",
-        replica_id="r4317e64d25a",
-        context=None,
-        now=started_at,
-    )
-    cid = conversation_id or new_cid()
-    sessions.mark_active(
-        svc.store,
-        reservation.session_id,
-        conversation={"conversation_id": cid},
-        mode=mode,
-        mode_reason="test",
-        started_at=started_at,
-    )
-    return reservation.session_id, cid, started_at
 
 
 def event(cid: str, event_type: str, when: datetime | str | None, **properties: Any) -> dict:

@@ -8,36 +8,22 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from awaknow.fake_tavus import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID, FakeTavus
+from tests.conftest import ROOT, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 class _ReceiverServer(ThreadingHTTPServer):
@@ -278,7 +264,7 @@ def test_verbose_events_follow_the_lifecycle(client: httpx.Client) -> None:
         conversational_context="The user starts a new job on Monday.",
         properties={"enable_recording": True, "recording_s3_bucket_name": "awaknow-rec"},
     )["conversation_id"]
-    wait_for(lambda: event_types(verbose(client, cid)) == ["system.replica_joined"])
+    wait_for(lambda: event_types(verbose(client, cid)) == ["system.replica_joined"], timeout=3)
     client.post(f"/v2/conversations/{cid}/end")
 
     events = verbose(client, cid)["events"]
@@ -317,9 +303,9 @@ def test_callbacks_reach_the_receiver(
 ) -> None:
     url = receiver_url(receiver)
     cid = create(client, callback_url=url)["conversation_id"]
-    wait_for(lambda: receiver.received)
+    wait_for(lambda: receiver.received, timeout=3)
     client.post(f"/v2/conversations/{cid}/end")
-    wait_for(lambda: len(receiver.received) == 4)
+    wait_for(lambda: len(receiver.received) == 4, timeout=3)
 
     assert receiver.received == verbose(client, cid)["events"]
     assert set(receiver.paths) == {"/tavus/callback/s3cret"}
@@ -329,24 +315,22 @@ def test_callbacks_reach_the_receiver(
     ]
     assert all(e["webhook_url"] == url for e in receiver.received)
     assert "application.recording_ready" not in [e["event_type"] for e in receiver.received]
-    wait_for(lambda: len(fake.callbacks_sent) == 4)
+    wait_for(lambda: len(fake.callbacks_sent) == 4, timeout=3)
     assert {(c["url"], c["status"], c["error"]) for c in fake.callbacks_sent} == {(url, 200, None)}
 
 
 def test_unreachable_callback_is_recorded_as_an_error(
     fake: FakeTavus, client: httpx.Client
 ) -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago refuses connections
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port that was free a moment ago refuses connections
     create(client, callback_url=f"http://127.0.0.1:{port}/hook")
-    sent = wait_for(lambda: fake.callbacks_sent)
+    sent = wait_for(lambda: fake.callbacks_sent, timeout=3)
     assert sent[0]["status"] is None and "ConnectError" in sent[0]["error"]
 
 
 def test_max_call_duration_ends_the_call(fake: FakeTavus, client: httpx.Client) -> None:
     cid = create(client, properties={"max_call_duration": 0.2})["conversation_id"]
-    wait_for(lambda: client.get(f"/v2/conversations/{cid}").json()["status"] == "ended")
+    wait_for(lambda: client.get(f"/v2/conversations/{cid}").json()["status"] == "ended", timeout=3)
     shutdown = next(
         e for e in verbose(client, cid)["events"] if e["event_type"] == "system.shutdown"
     )

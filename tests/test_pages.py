@@ -164,6 +164,13 @@ def test_sessions_page_table_and_detail(seeded_mock_service: AwakNowService) -> 
 
 
 def test_plans_page_add_user_and_change_plan(seeded_mock_service: AwakNowService) -> None:
+    def maya_plan() -> tuple | None:
+        return (
+            seeded_mock_service.store.cursor()
+            .execute("SELECT plan_id FROM user_subscriptions WHERE user_id = 'maya.lopez'")
+            .fetchone()
+        )
+
     at = app_on("plans")
     no_failure(at)
     assert "awaknow_free" in texts(at) or len(at.dataframe) >= 2
@@ -172,12 +179,7 @@ def test_plans_page_add_user_and_change_plan(seeded_mock_service: AwakNowService
     at.selectbox(key="add_plan").set_value("awaknow_growth")
     next(b for b in at.button if b.label == "Add user").click().run()
     no_failure(at)
-    plan = (
-        seeded_mock_service.store.cursor()
-        .execute("SELECT plan_id FROM user_subscriptions WHERE user_id = 'maya.lopez'")
-        .fetchone()
-    )
-    assert plan == ("awaknow_growth",)
+    assert maya_plan() == ("awaknow_growth",)
 
     at.text_input(key="add_user_id").input("no spaces please")
     next(b for b in at.button if b.label == "Add user").click().run()
@@ -189,12 +191,7 @@ def test_plans_page_add_user_and_change_plan(seeded_mock_service: AwakNowService
     at.selectbox(key="change_plan").set_value("awaknow_pro")
     at.button(key="change_button").click().run()
     no_failure(at)
-    plan = (
-        seeded_mock_service.store.cursor()
-        .execute("SELECT plan_id FROM user_subscriptions WHERE user_id = 'maya.lopez'")
-        .fetchone()
-    )
-    assert plan == ("awaknow_pro",)
+    assert maya_plan() == ("awaknow_pro",)
 
 
 # --- the start page's rules -----------------------------------------------------------------
