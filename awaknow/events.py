@@ -39,7 +39,7 @@ import pandas as pd
 from awaknow import sessions
 from awaknow.errors import AwakNowError, TavusError
 from awaknow.logs import get_logger, redact
-from awaknow.store import Store, utcnow
+from awaknow.store import Store, retry_on_conflict, utcnow
 
 if TYPE_CHECKING:
     from awaknow.service import AwakNowService
@@ -66,7 +66,6 @@ SOURCES = ("callback", "poll")
 
 MAX_ID_CHARS = 256  # conversation_id and event_type; Tavus's are far shorter
 MAX_PROCESS_ATTEMPTS = 20  # past this a failing event stays visible, unprocessed, for a person
-CONFLICT_RETRIES = 4  # a write-write conflict with a concurrent End is retried this often
 # A Tavus shutdown time is trusted for billing only inside this window: from shortly before the
 # conversation was created to shortly after the event was received. Anything else is garbage.
 CLOCK_SKEW_BEFORE_START = timedelta(seconds=60)
@@ -404,7 +403,7 @@ def process_event(store: Store, key: str) -> tuple[bool, str | None]:
                 if not isinstance(properties, dict):
                     properties = {}
                 handler = _HANDLERS[event_type]
-                _retry_conflicts(
+                retry_on_conflict(
                     lambda: handler(
                         store, session_id, conversation_id, properties, event_time, received_at
                     )
@@ -447,18 +446,6 @@ def _link(store: Store, key: str, conversation_id: str) -> str | None:
                 [session_id, key],
             )
     return session_id
-
-
-def _retry_conflicts(action: Callable[[], None]) -> None:
-    """Run ``action``, retrying DuckDB write-write conflicts (e.g. with a concurrent End)."""
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            action()
-            return
-        except duckdb.TransactionException:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-            time.sleep(0.02 * (attempt + 1))
 
 
 def _on_replica_joined(

@@ -9,7 +9,6 @@ they hold across tabs, threads and retries, not just in the page that asked.
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,7 +18,7 @@ import duckdb
 from awaknow.accounts import require_user, validate_user_id
 from awaknow.errors import NotFoundError, ParallelSessionError, UsageLimitError, ValidationError
 from awaknow.logs import get_logger
-from awaknow.store import Store, utcnow
+from awaknow.store import Store, retry_on_conflict, utcnow
 
 log = get_logger("sessions")
 
@@ -29,7 +28,6 @@ PARTICIPANT_LEFT_TIMEOUT = 60
 PARTICIPANT_ABSENT_TIMEOUT = 120
 REAPER_GRACE_SECONDS = 120
 MAX_CONTEXT_CHARS = 4000
-BILLING_CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -313,18 +311,16 @@ def close_and_bill(
     app-clock end never overrides Tavus's time. A manual End racing Tavus's shutdown callback
     is a DuckDB write-write conflict; the loser retries and then sees the winner's bill.
     """
-    attempt = 1
-    while True:
-        try:
-            return _close_and_bill_once(store, session_id, ended_at=ended_at,
-                                        end_source=end_source, shutdown_reason=shutdown_reason,
-                                        tavus_clock=tavus_clock)
-        except duckdb.TransactionException:
-            if attempt == BILLING_CONFLICT_ATTEMPTS:
-                raise
-            log.info("billing %s conflicted with another writer; retrying", session_id)
-            time.sleep(0.01 * attempt)
-            attempt += 1
+    return retry_on_conflict(
+        lambda: _close_and_bill_once(
+            store,
+            session_id,
+            ended_at=ended_at,
+            end_source=end_source,
+            shutdown_reason=shutdown_reason,
+            tavus_clock=tavus_clock,
+        )
+    )
 
 
 def _close_and_bill_once(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -20,6 +22,8 @@ from awaknow.errors import DatabaseLockedError
 from awaknow.logs import get_logger
 
 log = get_logger("store")
+
+T = TypeVar("T")
 
 PLANS_SQL = """
 INSERT INTO plans VALUES
@@ -221,6 +225,27 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
 )
+
+
+CONFLICT_ATTEMPTS = 5
+
+
+def retry_on_conflict(action: Callable[[], T]) -> T:
+    """Run ``action`` (which opens its own transactions), retrying write-write conflicts.
+
+    DuckDB resolves two transactions updating one row by failing the later commit; for AwakNow
+    that is a manual End racing Tavus's shutdown callback, and a retry then sees the winner.
+    """
+    attempt = 1
+    while True:
+        try:
+            return action()
+        except duckdb.TransactionException:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            log.info("write conflict (attempt %d of %d); retrying", attempt, CONFLICT_ATTEMPTS)
+            time.sleep(0.01 * attempt)
+            attempt += 1
 
 
 def utcnow() -> datetime:
