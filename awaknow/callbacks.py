@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from awaknow.events import EventRejected, ingest_event, validate_envelope
-from awaknow.logs import get_logger, redact
+from awaknow.logs import get_logger, protect_logger
 from awaknow.service import shared_service
 
 log = get_logger("callbacks")
@@ -30,40 +29,10 @@ MAX_BODY_BYTES = 1024 * 1024  # 1 MB: a long transcript is well under it
 SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn.asgi")
 
 
-class _RedactRequestLines(logging.Filter):
-    """Mask ``token=`` values in records of the ASGI server's own loggers.
-
-    ``streamlit run`` turns uvicorn's access log off, but serving the app with ``uvicorn
-    app:app`` (or a test harness) logs every request line, query string included, through
-    handlers that AwakNow's redacting handler does not cover. A filter on the logger itself
-    applies whichever handlers are attached later.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # Arguments are masked one by one, keeping their shape: uvicorn's access formatter
-        # unpacks ``record.args`` (client, method, path with query, version, status).
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(_masked(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {key: _masked(value) for key, value in record.args.items()}
-        return True
-
-
-def _masked(value: object) -> object:
-    return redact(value) if isinstance(value, str) else value
-
-
-def install_log_redaction() -> None:
-    """Attach the request-line filter to the server loggers once (idempotent)."""
-    for name in SERVER_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactRequestLines) for f in logger.filters):
-            logger.addFilter(_RedactRequestLines())
-
-
-install_log_redaction()
+# ``streamlit run`` turns uvicorn's access log off, but serving the app with ``uvicorn
+# app:app`` (or a test harness) logs every request line, query string and token included.
+for _name in SERVER_LOGGERS:
+    protect_logger(_name)
 
 
 class _BodyTooLarge(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from typing import IO
 
 LOGGER_NAME = "awaknow"
@@ -36,14 +37,44 @@ def redact(text: str) -> str:
 
 
 class _RedactingFilter(logging.Filter):
+    """Masks secrets in a record, keeping its shape where it can.
+
+    Arguments are masked one by one because some formatters unpack ``record.args`` (uvicorn's
+    access log: client, method, path with query, version, status). Only when a secret would
+    still show in the formatted message (split across the format string and an argument) is
+    the record flattened to its masked text.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
         message = record.getMessage()
-        record.msg = redact(message)
-        record.args = None
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def _masked(value: object) -> object:
+    """Numbers stay numbers (``%d`` still formats them); everything else is masked text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(value if isinstance(value, str) else str(value))
+
+
+def protect_logger(name: str) -> None:
+    """Mask secrets in whatever another library logs on ``name`` (idempotent).
+
+    For loggers whose handlers AwakNow does not own, such as the ASGI server's request log.
+    """
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+        logger.addFilter(_RedactingFilter())
 
 
 def configure_logging(
