@@ -40,6 +40,7 @@ from awaknow import sessions
 from awaknow.errors import AwakNowError, TavusError
 from awaknow.logs import get_logger, redact
 from awaknow.store import Store, retry_on_conflict, utcnow
+from awaknow.tavus import parse_tavus_time
 
 if TYPE_CHECKING:
     from awaknow.service import AwakNowService
@@ -156,34 +157,9 @@ def validate_envelope(payload: object) -> tuple[str, str]:
     return found[0], found[1]
 
 
-def parse_event_time(value: object) -> datetime | None:
-    """A Tavus timestamp as naive UTC, or None when absent or unreadable.
-
-    Envelope timestamps are ISO-8601 (``2025-09-10T00:35:24.310570Z``); a Unix epoch number is
-    tolerated too. A time without zone is taken as UTC.
-    """
-    try:
-        if isinstance(value, str) and value.strip():
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value) or not 0 < value < 32503680000:  # before year 3000
-                return None
-            parsed = datetime.fromtimestamp(value, UTC)
-        else:
-            return None
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
-    if parsed.tzinfo is not None:
-        try:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-        except (ValueError, OverflowError):
-            return None
-    return parsed
-
-
 def _identity_time(value: object) -> object:
     """The timestamp as it enters the identity: normalised when readable, else as sent."""
-    parsed = parse_event_time(value) if isinstance(value, str) else None
+    parsed = parse_tavus_time(value) if isinstance(value, str) else None
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if parsed is not None else value
 
 
@@ -330,7 +306,7 @@ def ingest_event(
         None,  # session_id, filled in the transaction
         _text(event_type),
         _text(message_type)[:MAX_ID_CHARS] if isinstance(message_type, str) else None,
-        parse_event_time(payload.get("timestamp")),
+        parse_tavus_time(payload.get("timestamp")),
         received_at,
         source,
         known_type,
@@ -550,7 +526,7 @@ def _transcript_rows(
             stamp = entry.get("timestamp")
             spoken_at = _number(stamp)
             if spoken_at is None and isinstance(stamp, str):
-                parsed = parse_event_time(stamp)
+                parsed = parse_tavus_time(stamp)
                 spoken_at = parsed.replace(tzinfo=UTC).timestamp() if parsed else None
             rows.append(
                 (

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from awaknow import accounts, events, sessions
@@ -27,7 +27,7 @@ from awaknow.errors import (
 from awaknow.logs import configure_logging, get_logger
 from awaknow.mock import MockTavus
 from awaknow.store import Store, utcnow
-from awaknow.tavus import TavusBackend, TavusClient
+from awaknow.tavus import TavusBackend, TavusClient, parse_tavus_time
 
 log = get_logger("service")
 
@@ -69,19 +69,6 @@ class EndedSession:
     seconds_used: int
     minutes_used: float
     newly_billed: bool
-
-
-def parse_tavus_time(value: str | None) -> datetime | None:
-    """Tavus's ISO-8601 UTC ('...310570Z') as naive UTC; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
 
 
 class AwakNowService:

@@ -35,6 +35,7 @@ from awaknow.config import CALLBACK_PATH
 from awaknow.fake_tavus import FakeTavus
 from awaknow.service import AwakNowService, close_shared_services, shared_service
 from awaknow.store import utcnow
+from awaknow.tavus import parse_tavus_time
 from tests.conftest import craft_session, iso, wait_for
 
 SECRET = "cb-" + secrets.token_urlsafe(24)
@@ -427,8 +428,8 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
     assert row["shutdown_reason"] == "end_conversation_endpoint_hit"
     assert row["perception_analysis"].startswith("## Perception analysis")
     shutdown_event = next(e for e in conv["events"] if e["event_type"] == "system.shutdown")
-    created = events.parse_event_time(conv["created_at"])
-    tavus_end = events.parse_event_time(shutdown_event["timestamp"])
+    created = parse_tavus_time(conv["created_at"])
+    tavus_end = parse_tavus_time(shutdown_event["timestamp"])
     assert billed(server, started.session_id) == [
         (sessions.billed_seconds(created, tavus_end), "tavus", tavus_end)
     ]

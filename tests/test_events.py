@@ -22,7 +22,7 @@ from awaknow.fake_tavus import FakeTavus
 from awaknow.logs import register_secret
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import MIGRATIONS, Store, utcnow
-from awaknow.tavus import TavusClient
+from awaknow.tavus import TavusClient, parse_tavus_time
 from tests.conftest import craft_session, iso, new_cid, wait_for
 
 SECRET = "cb-secret-for-event-tests"
@@ -145,7 +145,7 @@ def test_identity_ignores_delivery_details_but_not_content() -> None:
     ],
 )
 def test_event_times_are_parsed_or_refused(value: Any, expected: datetime | None) -> None:
-    assert events.parse_event_time(value) == expected
+    assert parse_tavus_time(value) == expected
 
 
 def test_shutdown_reason_groups_match_the_sql_macro(service: AwakNowService) -> None:
@@ -749,8 +749,8 @@ def test_live_session_without_public_url_reads_events_from_fake_tavus(tmp_path: 
             )
             conv = fake.conversations[started.conversation_id]
             shutdown = next(e for e in conv["events"] if e["event_type"] == "system.shutdown")
-            created = events.parse_event_time(conv["created_at"])
-            ended_at = events.parse_event_time(shutdown["timestamp"])
+            created = parse_tavus_time(conv["created_at"])
+            ended_at = parse_tavus_time(shutdown["timestamp"])
             seconds, clock, billed_end = bill(svc, started.session_id)
             assert (seconds, clock, billed_end) == (
                 sessions.billed_seconds(created, ended_at),
