@@ -50,7 +50,7 @@ import pandas as pd
 
 from awaknow.errors import ValidationError
 from awaknow.sessions import month_start
-from awaknow.store import Store, utcnow
+from awaknow.store import Store, one_row, utcnow
 
 # Shutdown reason groups (after ``shutdown_reason_group``) that mean the call went wrong.
 ERROR_SHUTDOWN_GROUPS = (
@@ -72,6 +72,7 @@ DEFAULT_BIN_MINUTES = 0.5
 # (the reaper), and its Tavus events are polled for at most a day after it ended.
 SETTLE_DAYS = 2
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -260,7 +261,7 @@ def refresh_rollups(
     ).fetchone()
     if running and running[0] is not None:
         until = min(until, running[0])
-    (previous,) = cur.execute("SELECT max(covered_until) FROM rollup_state").fetchone()
+    (previous,) = one_row(cur, "SELECT max(covered_until) FROM rollup_state")
     since = (
         date.min if full or previous is None else min(previous, until) - timedelta(days=SETTLE_DAYS)
     )
@@ -366,20 +367,19 @@ def kpis(store: Store, f: Filters = NO_FILTERS) -> dict[str, Any]:
     """
     cur = store.cursor()
     rows, params = _session_rows(cur, f)
-    sessions, completed, failed = cur.execute(
+    sessions, completed, failed = one_row(
+        cur,
         _classified(rows) + "SELECT coalesce(sum(sessions), 0), "
         "coalesce(sum(sessions) FILTER (outcome = 'success'), 0), "
         "coalesce(sum(sessions) FILTER (outcome = 'failure'), 0) FROM classified",
         params,
-    ).fetchone()
+    )
     where, params = _where(f, "sessions")
-    (active_users,) = cur.execute(
-        f"SELECT count(DISTINCT user_id) FROM sessions WHERE {where}", params
-    ).fetchone()
+    (active_users,) = one_row(
+        cur, f"SELECT count(DISTINCT user_id) FROM sessions WHERE {where}", params
+    )
     rows, params = _usage_rows(cur, f)
-    seconds, live, mock, billed, p90_seconds = cur.execute(
-        _billed_sql(rows), [*params, P90]
-    ).fetchone()
+    seconds, live, mock, billed, p90_seconds = one_row(cur, _billed_sql(rows), [*params, P90])
     sessions, completed, failed = int(sessions), int(completed), int(failed)
     return {
         "sessions": sessions,
@@ -432,8 +432,7 @@ def _minutes_by(
     rows, params = _usage_rows(cur, f)
     return _frame(
         cur,
-        f"SELECT {column}, mode, {_MINUTES}, {_SESSIONS} FROM ({rows}) "
-        "GROUP BY ALL ORDER BY 1, 2",
+        f"SELECT {column}, mode, {_MINUTES}, {_SESSIONS} FROM ({rows}) GROUP BY ALL ORDER BY 1, 2",
         [*(column_params or []), *params],
     )
 
@@ -650,7 +649,8 @@ def usage_vs_limit(
     if top_n is not None:
         _check_positive("top_n", top_n)
     f = f or NO_FILTERS
-    clauses, params = ["s.plan_id IS NOT NULL"], []
+    clauses: list[str] = ["s.plan_id IS NOT NULL"]
+    params: list[Any] = []
     for column, values in (("s.plan_id", f.plan_ids), ("u.user_id", f.user_ids)):
         if values:
             clauses.append(f"{column} IN ({', '.join('?' * len(values))})")

@@ -11,7 +11,7 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
@@ -36,7 +36,7 @@ def _emit(data: Any, as_json: bool, text: str | Callable[[], str]) -> None:
         print(text() if callable(text) else text)
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+def _table(rows: Sequence[Mapping[Any, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
@@ -56,8 +56,12 @@ def _cmd_seed_demo(service: AwakNowService, args: argparse.Namespace) -> None:
         print(f"{service.store.path} already has sessions: left as it is")
         return
     counts = seed.seed_demo(
-        service.store, users=args.users, days=args.days, sessions=args.sessions,
-        seed=args.seed, replace=args.replace,
+        service.store,
+        users=args.users,
+        days=args.days,
+        sessions=args.sessions,
+        seed=args.seed,
+        replace=args.replace,
     )
     print("seeded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -107,8 +111,15 @@ def _cmd_start(service: AwakNowService, args: argparse.Namespace) -> None:
     started = service.start_session(args.user, args.type, args.context)
     data = {
         key: getattr(started, key)
-        for key in ("session_id", "conversation_id", "conversation_name", "conversation_url",
-                    "mode", "status", "max_call_duration")
+        for key in (
+            "session_id",
+            "conversation_id",
+            "conversation_name",
+            "conversation_url",
+            "mode",
+            "status",
+            "max_call_duration",
+        )
     }
     if started.mode == "mock":
         data["mode_reason"] = started.mode_reason
@@ -130,8 +141,16 @@ def _cmd_sessions(service: AwakNowService, args: argparse.Namespace) -> None:
     status = ("active", "starting") if args.active else ()
     frame = analytics.sessions_table(service.store, filters, status=status, limit=args.limit)
     rows = frame.to_dict(orient="records")
-    columns = ["session_id", "user_id", "session_type", "mode", "status", "created_at",
-               "minutes", "conversation_id"]
+    columns = [
+        "session_id",
+        "user_id",
+        "session_type",
+        "mode",
+        "status",
+        "created_at",
+        "minutes",
+        "conversation_id",
+    ]
     _emit(rows, args.json, lambda: _table(rows, columns))
 
 
@@ -170,8 +189,9 @@ def _count(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m awaknow", description=__doc__)
-    parser.add_argument("--db", help="DuckDB file (default: AWAKNOW_DB_PATH or "
-                        "data/awaknow.duckdb)")
+    parser.add_argument(
+        "--db", help="DuckDB file (default: AWAKNOW_DB_PATH or data/awaknow.duckdb)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_cmd_init)

@@ -300,7 +300,7 @@ def ingest_event(
     received_at = received_at or utcnow()
     known_type = event_type in KNOWN_EVENT_TYPES
     message_type = payload.get("message_type")
-    values = [
+    values: list[Any] = [
         key,
         _text(conversation_id),
         None,  # session_id, filled in the transaction

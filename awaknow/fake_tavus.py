@@ -459,7 +459,8 @@ class FakeTavus:
             raise RuntimeError("FakeTavus can only be started once")
         self._server = _Server(self._address, self)
         host, port = self._server.server_address[:2]
-        self._base_url = f"http://{host}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else host
+        self._base_url = f"http://{host_text}:{port}"
         self._threads = [
             threading.Thread(
                 target=self._server.serve_forever,

@@ -97,7 +97,7 @@ def configure_logging(
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_RedactingFilter())
-        handler._awaknow = True  # type: ignore[attr-defined]
+        setattr(handler, "_awaknow", True)  # noqa: B010 (marks our handler; checked above)
         logger.addHandler(handler)
         logger.propagate = False
     return logger

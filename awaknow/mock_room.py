@@ -61,8 +61,15 @@ def _lookup(conversation_id: str) -> dict:
     session = service.session_for_conversation(conversation_id)
     found = None
     if session is not None:
-        keys = ("session_id", "user_id", "session_type", "status", "mode", "started_at",
-                "max_call_duration")
+        keys = (
+            "session_id",
+            "user_id",
+            "session_type",
+            "status",
+            "mode",
+            "started_at",
+            "max_call_duration",
+        )
         found = {key: session[key] for key in keys}
     return {
         "persona_id": settings.persona_id.value or "",

@@ -35,7 +35,7 @@ from awaknow.sessions import (
     PARTICIPANT_ABSENT_TIMEOUT,
     PARTICIPANT_LEFT_TIMEOUT,
 )
-from awaknow.store import Store
+from awaknow.store import Store, one_row, scalar
 from awaknow.tavus import error_from_response
 
 MAX_SESSIONS = 20_000_000
@@ -458,13 +458,13 @@ def _check_target(cur: duckdb.DuckDBPyConnection, replace: bool) -> None:
                 f"{names} still has an active session: end it before replacing the demo data"
             )
         return
-    sessions = cur.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    sessions = scalar(cur, "SELECT count(*) FROM sessions")
     if sessions:
         raise ValidationError(
             f"The database already has {sessions:,} sessions: seed an empty database "
             "(set AWAKNOW_DB_PATH to a new file)"
         )
-    owned = cur.execute(f"SELECT count(*) FROM users WHERE {_OWNED_USERS_SQL}").fetchone()[0]
+    owned = scalar(cur, f"SELECT count(*) FROM users WHERE {_OWNED_USERS_SQL}")
     if owned:
         raise ValidationError(
             f"The database already has {owned:,} demo or staff users: seed an empty database "
@@ -627,14 +627,15 @@ def seed_demo(
         events, transcript_rows, recordings = _detail_rows(cur)
         # The seed rewrites old days, which an incremental refresh would leave alone.
         analytics.refresh_rollups(cur, full=True)
-        counts = cur.execute(
+        counts = one_row(
+            cur,
             f"SELECT (SELECT count(*) FROM users WHERE {_OWNED_USERS_SQL}), "
             f"(SELECT count(*) FROM user_subscriptions WHERE {_OWNED_USERS_SQL}), "
             "count(*), count(*) FILTER (status = 'completed'), "
             "count(*) FILTER (status = 'failed'), "
             f"(SELECT count(*) FROM tavus_usage WHERE {_OWNED_USERS_SQL}) "
-            f"FROM sessions WHERE {_OWNED_USERS_SQL}"
-        ).fetchone()
+            f"FROM sessions WHERE {_OWNED_USERS_SQL}",
+        )
     keys = ("users", "subscriptions", "sessions", "completed", "failed", "usage_rows")
     return {
         **dict(zip(keys, (int(c) for c in counts), strict=True)),

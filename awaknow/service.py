@@ -121,8 +121,10 @@ class AwakNowService:
             persona = client.get_persona(persona_id, force=force)
         except TavusError as exc:
             if self.settings.strict:
-                reason = (f"Persona verification failed: {exc} (AWAKNOW_FALLBACK=strict: "
-                          "no session starts until this is fixed)")
+                reason = (
+                    f"Persona verification failed: {exc} (AWAKNOW_FALLBACK=strict: "
+                    "no session starts until this is fixed)"
+                )
             else:
                 reason = f"Persona verification failed, so sessions use the mock: {exc}"
             status = ModeStatus(
@@ -401,8 +403,10 @@ class AwakNowService:
             if found is None:
                 sessions.mark_reconciled(self.store, session_id)
                 continue
-            log.warning("conversation %s was created after its start timed out: ending it",
-                        found.get("conversation_id"))
+            log.warning(
+                "conversation %s was created after its start timed out: ending it",
+                found.get("conversation_id"),
+            )
             started_at = parse_tavus_time(found.get("created_at")) or now
             sessions.revive_for_billing(self.store, session_id, found, started_at)
             ended.append(self.end_session(session_id, end_source="reaper"))

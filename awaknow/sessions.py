@@ -18,7 +18,7 @@ import duckdb
 from awaknow.accounts import require_user, validate_user_id
 from awaknow.errors import NotFoundError, ParallelSessionError, UsageLimitError, ValidationError
 from awaknow.logs import get_logger
-from awaknow.store import Store, retry_on_conflict, utcnow
+from awaknow.store import Store, retry_on_conflict, scalar, utcnow
 
 log = get_logger("sessions")
 
@@ -98,12 +98,14 @@ def allowance(cur: duckdb.DuckDBPyConnection, user_id: str, now: datetime) -> Al
         raise UsageLimitError(f"User {user_id!r} has no active plan: assign one on Plans and users")
     plan_id, minutes_limit, solo_per_day, group = row
     today = now.date()
-    used = cur.execute(
+    used = scalar(
+        cur,
         "SELECT coalesce(sum(seconds_used), 0) FROM tavus_usage "
         "WHERE user_id = ? AND usage_date >= ? AND usage_date < ?",
         [user_id, month_start(today), (month_start(today) + timedelta(days=32)).replace(day=1)],
-    ).fetchone()[0]
-    solo_today = cur.execute(
+    )
+    solo_today = scalar(
+        cur,
         "SELECT count(*) FROM sessions WHERE user_id = ? AND session_type = 'reflect_alone' "
         "AND status IN ('starting', 'active', 'completed') "
         "AND created_at >= ? AND created_at < ?",
@@ -112,7 +114,7 @@ def allowance(cur: duckdb.DuckDBPyConnection, user_id: str, now: datetime) -> Al
             datetime.combine(today, datetime.min.time()),
             datetime.combine(today + timedelta(days=1), datetime.min.time()),
         ],
-    ).fetchone()[0]
+    )
     return Allowance(
         plan_id, int(minutes_limit), int(used), int(solo_today), solo_per_day, bool(group)
     )
@@ -381,8 +383,16 @@ def _close_and_bill_once(
             "INSERT INTO tavus_usage SELECT session_id, user_id, plan_id, persona_id, "
             "replica_id, session_type, mode, conversation_id, ?, ?, ?, ?, ?, ?, ? "
             "FROM sessions WHERE session_id = ?",
-            [started_at, ended_at, seconds, seconds / 60, started_at.date(), clock, utcnow(),
-             session_id],
+            [
+                started_at,
+                ended_at,
+                seconds,
+                seconds / 60,
+                started_at.date(),
+                clock,
+                utcnow(),
+                session_id,
+            ],
         )
         cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
     log.info(
@@ -422,12 +432,16 @@ def unreconciled_timeouts(
     Tavus may still have created the conversation after the client gave up, so each one is
     looked up by name once, a little later, to end and bill it rather than leave it running.
     """
-    rows = store.cursor().execute(
-        "SELECT session_id, conversation_name, mode FROM sessions "
-        "WHERE status = 'failed' AND error_kind = 'TavusUnreachableError' "
-        "AND end_source = 'app' AND ended_at < ?",
-        [now - timedelta(seconds=settle_seconds)],
-    ).fetchall()
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT session_id, conversation_name, mode FROM sessions "
+            "WHERE status = 'failed' AND error_kind = 'TavusUnreachableError' "
+            "AND end_source = 'app' AND ended_at < ?",
+            [now - timedelta(seconds=settle_seconds)],
+        )
+        .fetchall()
+    )
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -438,13 +452,18 @@ def mark_reconciled(store: Store, session_id: str) -> None:
     )
 
 
-def revive_for_billing(store: Store, session_id: str, conversation: dict,
-                       started_at: datetime) -> None:
+def revive_for_billing(
+    store: Store, session_id: str, conversation: dict, started_at: datetime
+) -> None:
     """A start we marked failed turned out to exist at Tavus: make it billable."""
     store.cursor().execute(
         "UPDATE sessions SET status = 'active', conversation_id = ?, conversation_url = ?, "
         "started_at = ?, error_message = error_message || ' (created late; ended and billed)' "
         "WHERE session_id = ? AND status = 'failed'",
-        [conversation["conversation_id"], conversation.get("conversation_url"), started_at,
-         session_id],
+        [
+            conversation["conversation_id"],
+            conversation.get("conversation_url"),
+            started_at,
+            session_id,
+        ],
     )

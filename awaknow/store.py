@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -246,6 +246,19 @@ def retry_on_conflict(action: Callable[[], T]) -> T:
             log.info("write conflict (attempt %d of %d); retrying", attempt, CONFLICT_ATTEMPTS)
             time.sleep(0.01 * attempt)
             attempt += 1
+
+
+def one_row(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple:
+    """The single row of an aggregate query (which always has one), typed as present."""
+    row = cur.execute(sql, params or []).fetchone()
+    if row is None:  # only a query that is not an aggregate can get here: a programming error
+        raise LookupError(f"expected one row from: {sql[:80]}")
+    return row
+
+
+def scalar(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first column of ``one_row``."""
+    return one_row(cur, sql, params)[0]
 
 
 def utcnow() -> datetime:

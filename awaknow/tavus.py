@@ -373,6 +373,7 @@ class TavusClient(ClosedOnExit):
             attempt += 1
             cause: BaseException | None = None
             retry_after: float | None = None
+            error: TavusError
             try:
                 response = self._send_once(method, path, params, json_body)
             except httpx.TransportError as exc:

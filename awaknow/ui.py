@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -343,7 +343,7 @@ def table(
     key: str,
     *,
     column_config: dict | None = None,
-    height: int | str | None = None,
+    height: int | Literal["auto", "content", "stretch"] | None = None,
     colors: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """A read-only table with its CSV download underneath.

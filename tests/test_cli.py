@@ -18,14 +18,23 @@ KEY = "tk_cli_secret_0123456789"
 
 class Cli:
     def __init__(self, db: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("TAVUS_", "VITE_TAVUS_", "AWAKNOW_"))}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TAVUS_", "VITE_TAVUS_", "AWAKNOW_"))
+        }
         self.env.update({"AWAKNOW_DB_PATH": str(db), "AWAKNOW_ENV_FILE": ""})
         self.env.update(extra_env or {})
 
     def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "awaknow", *args], cwd=ROOT,
-                                env=self.env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "awaknow", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "Traceback" not in result.stderr, result.stderr
         assert result.returncode == code, (result.stdout, result.stderr)
         if code:
@@ -54,10 +63,21 @@ def test_init_users_and_status_in_mock_mode(cli: Cli) -> None:
     cli("users", "set-plan", "ana", "--plan", "awaknow_growth")
     users = cli.json("users", "list")
     assert {u["user_id"]: u["plan_id"] for u in users} == {
-        "ana": "awaknow_growth", "cy": "awaknow_pro"}
+        "ana": "awaknow_growth",
+        "cy": "awaknow_pro",
+    }
     status = cli.json("status")
-    assert set(status) >= {"mode", "reason", "persona_id", "persona_source", "replica_id",
-                           "replica_source", "api_key_configured", "api_base_url", "db_path"}
+    assert set(status) >= {
+        "mode",
+        "reason",
+        "persona_id",
+        "persona_source",
+        "replica_id",
+        "replica_source",
+        "api_key_configured",
+        "api_base_url",
+        "db_path",
+    }
     assert status["mode"] == "mock" and status["api_key_configured"] is False
     assert (status["persona_id"], status["persona_source"]) == ("p7e13c73f41f", "default")
     assert "No Tavus API key" in status["reason"]
@@ -65,10 +85,17 @@ def test_init_users_and_status_in_mock_mode(cli: Cli) -> None:
 
 def test_start_end_sessions_and_usage(cli: Cli) -> None:
     cli("users", "add", "cy", "--plan", "awaknow_pro")
-    started = cli.json("start", "--user", "cy", "--type", "resolve_together",
-                       "--context", "A quarrel about money")
-    assert set(started) >= {"session_id", "conversation_id", "conversation_name",
-                            "conversation_url", "mode", "status"}
+    started = cli.json(
+        "start", "--user", "cy", "--type", "resolve_together", "--context", "A quarrel about money"
+    )
+    assert set(started) >= {
+        "session_id",
+        "conversation_id",
+        "conversation_name",
+        "conversation_url",
+        "mode",
+        "status",
+    }
     assert started["mode"] == "mock" and started["status"] == "active"
     active = cli.json("sessions", "--active")
     assert [s["session_id"] for s in active] == [started["session_id"]]
@@ -144,9 +171,10 @@ def test_seed_demo_once_then_refuse_or_skip(cli: Cli) -> None:
 def test_live_mode_through_the_local_tavus_server_never_prints_the_key(
     fake: FakeTavus, tmp_path: Path
 ) -> None:
-    cli = Cli(tmp_path / "live.duckdb", {"TAVUS_API_KEY": KEY,
-                                          "TAVUS_API_BASE_URL": fake.base_url,
-                                          "AWAKNOW_LOG_LEVEL": "DEBUG"})
+    cli = Cli(
+        tmp_path / "live.duckdb",
+        {"TAVUS_API_KEY": KEY, "TAVUS_API_BASE_URL": fake.base_url, "AWAKNOW_LOG_LEVEL": "DEBUG"},
+    )
     cli("users", "add", "cy", "--plan", "awaknow_pro")
     verified = cli("verify-persona", "--json")
     assert json.loads(verified.stdout)["persona_name"]

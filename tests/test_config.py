@@ -36,9 +36,15 @@ def test_environment_beats_dotenv_and_tavus_beats_vite(tmp_path: Path) -> None:
         env_file=env_file,
     )
     assert (s.persona_id.value, s.persona_id.source, s.persona_id.name) == (
-        "p111111", "env", "TAVUS_PERSONA_ID")
+        "p111111",
+        "env",
+        "TAVUS_PERSONA_ID",
+    )
     assert (s.replica_id.value, s.replica_id.source, s.replica_id.name) == (
-        "rdef456", ".env", "VITE_TAVUS_REPLICA_ID")
+        "rdef456",
+        ".env",
+        "VITE_TAVUS_REPLICA_ID",
+    )
     assert (s.api_key.source, s.api_key.name) == (".env", "VITE_TAVUS_API_KEY")
     assert s.api_key_configured
 

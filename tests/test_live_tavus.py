@@ -40,21 +40,27 @@ def fake() -> Iterator[FakeTavus]:
         yield server
 
 
-def _service(tmp_path: Path, base_url: str, fallback: str = "mock",
-             read_timeout: float = 5.0) -> AwakNowService:
+def _service(
+    tmp_path: Path, base_url: str, fallback: str = "mock", read_timeout: float = 5.0
+) -> AwakNowService:
     settings = load_settings(
-        environ={"TAVUS_API_KEY": KEY, "TAVUS_API_BASE_URL": base_url,
-                 "AWAKNOW_FALLBACK": fallback},
+        environ={
+            "TAVUS_API_KEY": KEY,
+            "TAVUS_API_BASE_URL": base_url,
+            "AWAKNOW_FALLBACK": fallback,
+        },
         env_file="",
     )
 
     def client(s: Settings) -> TavusClient:
         timeout = httpx.Timeout(connect=1.0, read=read_timeout, write=1.0, pool=1.0)
-        return TavusClient(s.api_key.value or "", s.api_base_url.value or "", timeout=timeout,
-                           backoff_seconds=0)
+        return TavusClient(
+            s.api_key.value or "", s.api_base_url.value or "", timeout=timeout, backoff_seconds=0
+        )
 
-    svc = open_service(tmp_path / f"live-{fallback}.duckdb", settings=settings,
-                       client_factory=client)
+    svc = open_service(
+        tmp_path / f"live-{fallback}.duckdb", settings=settings, client_factory=client
+    )
     accounts.add_user(svc.store, "cy", "awaknow_pro")
     return svc
 
@@ -106,9 +112,11 @@ def test_exact_create_body_end_and_bill_once(fake: FakeTavus, tmp_path: Path) ->
     assert fake.conversations[started.conversation_id]["status"] == "ended"
     again = svc.end_session(started.session_id)
     assert not again.newly_billed and again.seconds_used == ended.seconds_used
-    rows = svc.store.cursor().execute(
-        "SELECT mode, persona_id, replica_id, seconds_used FROM tavus_usage"
-    ).fetchall()
+    rows = (
+        svc.store.cursor()
+        .execute("SELECT mode, persona_id, replica_id, seconds_used FROM tavus_usage")
+        .fetchall()
+    )
     assert rows == [("live", "p7e13c73f41f", "r4317e64d25a", ended.seconds_used)]
     created = svc.get_session(started.session_id)["started_at"]
     tavus_created = fake.conversations[started.conversation_id]["created_at"]
@@ -117,9 +125,12 @@ def test_exact_create_body_end_and_bill_once(fake: FakeTavus, tmp_path: Path) ->
 
 def test_callback_url_sent_only_with_a_public_url(fake: FakeTavus, tmp_path: Path) -> None:
     settings = load_settings(
-        environ={"TAVUS_API_KEY": KEY, "TAVUS_API_BASE_URL": fake.base_url,
-                 "AWAKNOW_PUBLIC_URL": "https://awaknow.example",
-                 "AWAKNOW_CALLBACK_SECRET": "cb-secret-value"},
+        environ={
+            "TAVUS_API_KEY": KEY,
+            "TAVUS_API_BASE_URL": fake.base_url,
+            "AWAKNOW_PUBLIC_URL": "https://awaknow.example",
+            "AWAKNOW_CALLBACK_SECRET": "cb-secret-value",
+        },
         env_file="",
     )
     svc = open_service(tmp_path / "cb.duckdb", settings=settings)
@@ -127,7 +138,8 @@ def test_callback_url_sent_only_with_a_public_url(fake: FakeTavus, tmp_path: Pat
     svc.start_session("cy", "reflect_alone")
     (create,) = _requests(fake, "POST", "/v2/conversations")
     assert create.json["callback_url"] == (
-        "https://awaknow.example/api/tavus/callback?token=cb-secret-value")
+        "https://awaknow.example/api/tavus/callback?token=cb-secret-value"
+    )
 
 
 VERIFY_FAULTS = [
@@ -144,8 +156,9 @@ CREATE_FAULTS = [
 
 
 @pytest.mark.parametrize(("kind", "options", "error", "hint"), VERIFY_FAULTS)
-def test_persona_verification_faults(fake: FakeTavus, tmp_path: Path, fallback: str, kind: str,
-                                     options: dict, error: type, hint: str) -> None:
+def test_persona_verification_faults(
+    fake: FakeTavus, tmp_path: Path, fallback: str, kind: str, options: dict, error: type, hint: str
+) -> None:
     fake.set_fault(kind, **options)
     svc = _service(tmp_path, fake.base_url, fallback)
     if fallback == "strict":
@@ -164,8 +177,9 @@ def test_persona_verification_faults(fake: FakeTavus, tmp_path: Path, fallback: 
 
 
 @pytest.mark.parametrize(("kind", "options", "error", "hint"), CREATE_FAULTS)
-def test_create_faults(fake: FakeTavus, tmp_path: Path, fallback: str, kind: str,
-                       options: dict, error: type, hint: str) -> None:
+def test_create_faults(
+    fake: FakeTavus, tmp_path: Path, fallback: str, kind: str, options: dict, error: type, hint: str
+) -> None:
     svc = _service(tmp_path, fake.base_url, fallback)
     assert svc.status()["mode"] == "live"
     fake.set_fault(kind, **options)
@@ -173,8 +187,7 @@ def test_create_faults(fake: FakeTavus, tmp_path: Path, fallback: str, kind: str
         with pytest.raises(error) as info:
             svc.start_session("cy", "reflect_alone")
         assert hint in str(info.value) and KEY not in str(info.value)
-        (row,) = svc.store.cursor().execute(
-            "SELECT status, error_kind FROM sessions").fetchall()
+        (row,) = svc.store.cursor().execute("SELECT status, error_kind FROM sessions").fetchall()
         assert row == ("failed", error.__name__)
         assert svc.active_session("cy") is None, "a failed start frees the user's slot"
         assert svc.store.cursor().execute("SELECT count(*) FROM tavus_usage").fetchone()[0] == 0
@@ -219,12 +232,17 @@ def test_orphaned_conversations_are_ended_on_the_concurrency_limit(
     svc = _service(tmp_path, fake.base_url, "strict")
     with httpx.Client(base_url=fake.base_url, headers={"x-api-key": KEY}) as raw:
         for n in range(3):  # the fake's limit: three running calls nobody here knows about
-            raw.post("/v2/conversations", json={"persona_id": "p7e13c73f41f",
-                                                "conversation_name": f"awaknow_orphan_{n}"})
+            raw.post(
+                "/v2/conversations",
+                json={"persona_id": "p7e13c73f41f", "conversation_name": f"awaknow_orphan_{n}"},
+            )
     started = svc.start_session("cy", "reflect_alone")
     assert started.mode == "live"
-    ended = [c for c in fake.conversations.values()
-             if c["conversation_name"].startswith("awaknow_orphan_") and c["status"] == "ended"]
+    ended = [
+        c
+        for c in fake.conversations.values()
+        if c["conversation_name"].startswith("awaknow_orphan_") and c["status"] == "ended"
+    ]
     assert len(ended) == 3
 
 

@@ -24,8 +24,14 @@ def test_request_line_arguments_are_masked_in_place() -> None:
     logger, buffer = _capture("test.access")
     protect_logger("test.access")
     protect_logger("test.access")  # idempotent
-    logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST",
-                f"/api/tavus/callback?token={SECRET}", "1.1", 200)
+    logger.info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5",
+        "POST",
+        f"/api/tavus/callback?token={SECRET}",
+        "1.1",
+        200,
+    )
     line = buffer.getvalue()
     assert SECRET not in line and "token=***" in line and line.rstrip().endswith("200")
     assert len(logging.getLogger("test.access").filters) == 1

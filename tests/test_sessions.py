@@ -24,21 +24,43 @@ def service(tmp_path: Path) -> AwakNowService:
 
 
 def _usage_rows(svc: AwakNowService, session_id: str) -> int:
-    return svc.store.cursor().execute(
-        "SELECT count(*) FROM tavus_usage WHERE session_id = ?", [session_id]
-    ).fetchone()[0]
+    return (
+        svc.store.cursor()
+        .execute("SELECT count(*) FROM tavus_usage WHERE session_id = ?", [session_id])
+        .fetchone()[0]
+    )
 
 
-def _bill_past_session(svc: AwakNowService, user: str, start: datetime, seconds: int,
-                       session_type: str = "reflect_alone") -> str:
+def _bill_past_session(
+    svc: AwakNowService,
+    user: str,
+    start: datetime,
+    seconds: int,
+    session_type: str = "reflect_alone",
+) -> str:
     """A finished session at a chosen time, through the real rules."""
-    r = sessions.reserve(svc.store, user, session_type, mode="mock", mode_reason="test",
-                         persona_id="p7e13c73f41f", replica_id="r4317e64d25a", context=None,
-                         now=start)
-    sessions.mark_active(svc.store, r.session_id, conversation={"conversation_id": "c" + "0" * 16},
-                         mode="mock", mode_reason="test", started_at=start)
-    sessions.close_and_bill(svc.store, r.session_id, ended_at=start + timedelta(seconds=seconds),
-                            end_source="user")
+    r = sessions.reserve(
+        svc.store,
+        user,
+        session_type,
+        mode="mock",
+        mode_reason="test",
+        persona_id="p7e13c73f41f",
+        replica_id="r4317e64d25a",
+        context=None,
+        now=start,
+    )
+    sessions.mark_active(
+        svc.store,
+        r.session_id,
+        conversation={"conversation_id": "c" + "0" * 16},
+        mode="mock",
+        mode_reason="test",
+        started_at=start,
+    )
+    sessions.close_and_bill(
+        svc.store, r.session_id, ended_at=start + timedelta(seconds=seconds), end_source="user"
+    )
     return r.session_id
 
 
@@ -62,9 +84,11 @@ def test_mock_session_start_and_end_bill_once(service: AwakNowService) -> None:
 def test_minutes_are_seconds_over_sixty_kept_to_the_second(service: AwakNowService) -> None:
     start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
     sid = _bill_past_session(service, "cy", start, 157)
-    usage = service.store.cursor().execute(
-        "SELECT seconds_used, minutes_used FROM tavus_usage WHERE session_id = ?", [sid]
-    ).fetchone()
+    usage = (
+        service.store.cursor()
+        .execute("SELECT seconds_used, minutes_used FROM tavus_usage WHERE session_id = ?", [sid])
+        .fetchone()
+    )
     assert usage == (157, pytest.approx(157 / 60))
     assert sessions.billed_seconds(start, start + timedelta(seconds=59, milliseconds=1)) == 60
     assert sessions.billed_seconds(start, start + timedelta(seconds=59)) == 59
@@ -99,9 +123,11 @@ def test_eight_simultaneous_starts_one_wins(service: AwakNowService) -> None:
         t.join()
     winners = [r for r in results if not isinstance(r, Exception)]
     assert len(results) == 8 and len(winners) == 1
-    count = service.store.cursor().execute(
-        "SELECT count(*) FROM sessions WHERE user_id = 'cy'"
-    ).fetchone()[0]
+    count = (
+        service.store.cursor()
+        .execute("SELECT count(*) FROM sessions WHERE user_id = 'cy'")
+        .fetchone()[0]
+    )
     assert count == 1
 
 
@@ -124,10 +150,19 @@ def test_free_plan_allows_one_solo_session_a_day(service: AwakNowService) -> Non
 
 
 def test_failed_start_does_not_count_against_the_daily_limit(service: AwakNowService) -> None:
-    r = sessions.reserve(service.store, "ana", "reflect_alone", mode="live", mode_reason="",
-                         persona_id="p7e13c73f41f", replica_id="r4317e64d25a", context=None)
-    sessions.mark_failed(service.store, r.session_id, error_kind="TavusServerError",
-                         error_message="boom")
+    r = sessions.reserve(
+        service.store,
+        "ana",
+        "reflect_alone",
+        mode="live",
+        mode_reason="",
+        persona_id="p7e13c73f41f",
+        replica_id="r4317e64d25a",
+        context=None,
+    )
+    sessions.mark_failed(
+        service.store, r.session_id, error_kind="TavusServerError", error_message="boom"
+    )
     assert service.start_blocker("ana", "reflect_alone") is None
 
 
@@ -137,19 +172,29 @@ def test_monthly_minutes_cap_the_call_and_then_refuse(service: AwakNowService) -
     # growth allows 100 minutes a month; 98 min 1 s of them are used by a session this month
     start = max(month_start, now - timedelta(hours=1))
     _bill_past_session(service, "bo", start, 98 * 60 + 1)
-    r = sessions.reserve(service.store, "bo", "reflect_alone", mode="mock", mode_reason="",
-                         persona_id="p7e13c73f41f", replica_id="r4317e64d25a", context=None)
+    r = sessions.reserve(
+        service.store,
+        "bo",
+        "reflect_alone",
+        mode="mock",
+        mode_reason="",
+        persona_id="p7e13c73f41f",
+        replica_id="r4317e64d25a",
+        context=None,
+    )
     assert r.max_call_duration == 2 * 60 - 1, "the smaller of 300 s and the seconds left"
-    sessions.close_and_bill(service.store, r.session_id, ended_at=utcnow() + timedelta(
-        seconds=200), end_source="user")
+    sessions.close_and_bill(
+        service.store, r.session_id, ended_at=utcnow() + timedelta(seconds=200), end_source="user"
+    )
     with pytest.raises(UsageLimitError, match="All 100 Tavus minutes"):
         service.start_session("bo", "reflect_alone")
 
 
 def test_last_month_usage_does_not_count_this_month(service: AwakNowService) -> None:
     now = utcnow()
-    last_month = (now.replace(day=1) - timedelta(days=1)).replace(hour=12, minute=0, second=0,
-                                                                  microsecond=0)
+    last_month = (now.replace(day=1) - timedelta(days=1)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
     _bill_past_session(service, "bo", last_month, 100 * 60)
     assert service.allowance("bo").seconds_used == 0
     assert service.start_blocker("bo", "reflect_alone") is None
@@ -158,14 +203,26 @@ def test_last_month_usage_does_not_count_this_month(service: AwakNowService) -> 
 def test_tavus_clock_corrects_an_app_clock_bill_once(service: AwakNowService) -> None:
     start = utcnow().replace(microsecond=0) - timedelta(minutes=10)
     sid = _bill_past_session(service, "cy", start, 100)
-    bill = sessions.close_and_bill(service.store, sid, ended_at=start + timedelta(seconds=90),
-                                   end_source="tavus", shutdown_reason="x", tavus_clock=True)
+    bill = sessions.close_and_bill(
+        service.store,
+        sid,
+        ended_at=start + timedelta(seconds=90),
+        end_source="tavus",
+        shutdown_reason="x",
+        tavus_clock=True,
+    )
     assert (bill.seconds_used, bill.clock, bill.newly_billed) == (90, "tavus", False)
-    later = sessions.close_and_bill(service.store, sid, ended_at=start + timedelta(seconds=400),
-                                    end_source="user")
+    later = sessions.close_and_bill(
+        service.store, sid, ended_at=start + timedelta(seconds=400), end_source="user"
+    )
     assert later.seconds_used == 90
-    again = sessions.close_and_bill(service.store, sid, ended_at=start + timedelta(seconds=95),
-                                    end_source="tavus", tavus_clock=True)
+    again = sessions.close_and_bill(
+        service.store,
+        sid,
+        ended_at=start + timedelta(seconds=95),
+        end_source="tavus",
+        tavus_clock=True,
+    )
     assert again.seconds_used == 90
     assert _usage_rows(service, sid) == 1
 
