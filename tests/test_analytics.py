@@ -155,19 +155,19 @@ def rows(frame: pd.DataFrame) -> list[tuple]:
 
 
 def test_kpis_without_filters(store: Store) -> None:
-    assert analytics.kpis(store) == {
-        "sessions": 16,
-        "completed": 12,  # 14 billed, less the bot-join and internal-error calls
-        "failed": 3,  # those two and the failed start
-        "in_progress": 1,
-        "minutes": 50.33,  # 3020 s
-        "live_minutes": 48.83,  # 2930 s
-        "mock_minutes": 1.5,
-        "active_users": 4,
-        "success_rate": 0.8,
-        "avg_minutes": 3.6,  # 3020 s / 14 = 215.7 s
-        "p90_minutes": 4.95,  # between 290 s and 300 s at 0.7: 297 s
-    }
+    assert analytics.kpis(store) == analytics.Kpis(
+        sessions=16,
+        succeeded=12,  # 14 billed, less the bot-join and internal-error calls
+        failed=3,  # those two and the failed start
+        in_progress=1,
+        minutes=50.33,  # 3020 s
+        live_minutes=48.83,  # 2930 s
+        mock_minutes=1.5,
+        active_users=4,
+        success_rate=0.8,
+        avg_minutes=3.6,  # 3020 s / 14 = 215.7 s
+        p90_minutes=4.95,  # between 290 s and 300 s at 0.7: 297 s
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,14 +187,14 @@ def test_kpis_filters_narrow(
     store: Store, filters: Filters, minutes: float, sessions: int, completed: int, failed: int
 ) -> None:
     figures = analytics.kpis(store, filters)
-    assert (figures["minutes"], figures["sessions"]) == (minutes, sessions)
-    assert (figures["completed"], figures["failed"]) == (completed, failed)
+    assert (figures.minutes, figures.sessions) == (minutes, sessions)
+    assert (figures.succeeded, figures.failed) == (completed, failed)
 
 
 def test_kpis_of_nothing(empty: Store) -> None:
     figures = analytics.kpis(empty)
-    assert figures["sessions"] == figures["minutes"] == figures["active_users"] == 0
-    assert figures["success_rate"] is figures["avg_minutes"] is figures["p90_minutes"] is None
+    assert figures.sessions == figures.minutes == figures.active_users == 0
+    assert figures.success_rate is figures.avg_minutes is figures.p90_minutes is None
 
 
 def test_filters_are_hashable_and_checked() -> None:
@@ -412,9 +412,9 @@ def test_sessions_table_search_is_literal(store: Store) -> None:
 
 def test_rollups_stop_at_settled_days_and_running_sessions(tmp_path: Path) -> None:
     db = _build(Store(tmp_path / "t.duckdb"))
-    assert analytics.kpis(db)["sessions"] == 16  # never refreshed: read from raw rows
+    assert analytics.kpis(db).sessions == 16  # never refreshed: read from raw rows
     assert analytics.refresh_rollups(db, today=date(2026, 3, 12)) == date(2026, 3, 10)
-    before = analytics.kpis(db)["failed"]
+    before = analytics.kpis(db).failed
 
     def late_error(day: str) -> None:
         db.cursor().execute(
@@ -426,13 +426,13 @@ def test_rollups_stop_at_settled_days_and_running_sessions(tmp_path: Path) -> No
     # A late event on a rolled-up day within the settle window: the next refresh sees it.
     late_error("2026-03-09")
     assert analytics.refresh_rollups(db, today=date(2026, 3, 13)) == date(2026, 3, 11)
-    assert analytics.kpis(db)["failed"] == before + 1
+    assert analytics.kpis(db).failed == before + 1
     # Older than that, only a full refresh does (the rows are assumed settled by then).
     late_error("2026-03-03")
     analytics.refresh_rollups(db, today=date(2026, 3, 14))
-    assert analytics.kpis(db)["failed"] == before + 1
+    assert analytics.kpis(db).failed == before + 1
     analytics.refresh_rollups(db, today=date(2026, 3, 14), full=True)
-    assert analytics.kpis(db)["failed"] == before + 2
+    assert analytics.kpis(db).failed == before + 2
     # alice's session from 20 March still runs: its day stays raw, whatever the date.
     assert analytics.refresh_rollups(db, today=date(2026, 11, 1)) == date(2026, 3, 20)
     rolled = db.cursor().execute("SELECT sum(sessions) FROM rollup_sessions_daily").fetchone()
@@ -443,4 +443,4 @@ def test_user_filter_reads_raw_rows(tmp_path: Path) -> None:
     """The rollups have no user column, so a user filter must not use them."""
     db = _build(Store(tmp_path / "t.duckdb"))
     analytics.refresh_rollups(db, today=date(2026, 11, 1))
-    assert analytics.kpis(db, Filters(user_ids=("bob",)))["minutes"] == 13.0
+    assert analytics.kpis(db, Filters(user_ids=("bob",))).minutes == 13.0
