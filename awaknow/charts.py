@@ -1,9 +1,10 @@
 """Plotly figures for the analytics page: one function per chart, named after its query.
 
 Each takes the frame the ``awaknow.analytics`` function of the same name returns and gives a
-``plotly.graph_objects.Figure``; pages pass it to ``st.plotly_chart``. The same things keep
-the same colour on every chart (live, mock, session types, outcomes, usage bands), and an
-empty frame gives a figure that says so instead of an exception or a blank axis.
+``plotly.graph_objects.Figure``; ``awaknow.chart_registry`` pairs them and pages pass the
+figure to ``st.plotly_chart``. The same things keep the same colour on every chart (live,
+mock, session types, outcomes, usage bands: ``awaknow.palette``), and an empty frame gives a
+figure that says so instead of an exception or a blank axis.
 """
 
 from __future__ import annotations
@@ -13,24 +14,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from awaknow.analytics import AMBER_ABOVE, BANDS, DEFAULT_BIN_MINUTES, RED_ABOVE
+from awaknow.palette import COLORS, NEUTRAL
 
 TEMPLATE = "plotly_white"
 NO_DATA = "No data for these filters"
-NEUTRAL = "#577590"
-COLORS = {
-    "live": "#2a9d8f",
-    "mock": "#e9c46a",
-    "reflect_alone": "#264653",
-    "resolve_together": "#e76f51",
-    "success": "#2a9d8f",
-    "failure": "#d62828",
-    "ok": "#2a9d8f",
-    "amber": "#f4a261",
-    "red": "#d62828",
-    "awaknow_free": "#90be6d",
-    "awaknow_growth": "#43aa8b",
-    "awaknow_pro": "#277da1",
-}
 MODE_ORDER = ["live", "mock"]
 OUTCOME_ORDER = ["success", "failure"]
 MINUTES = "Billed minutes"

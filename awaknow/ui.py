@@ -9,32 +9,29 @@ every open tab, the always-visible LIVE/MOCK badge, and one-line error messages 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import pandas as pd
 import streamlit as st
 
 from awaknow import analytics, events
+from awaknow.chart_registry import Chart, Choice, Control, ControlValue, Slider, default_value
 from awaknow.errors import AwakNowError
 from awaknow.logs import redact
 from awaknow.mock_room import MOCK_ROOM_PATH
+from awaknow.palette import BAND_COLORS
 from awaknow.service import AwakNowService, ModeStatus, shared_service
-from awaknow.store import utcnow
+from awaknow.store import Store, utcnow
 
 ANALYTICS_TTL_SECONDS = 20
 STATUS_TTL_SECONDS = 4
 POLL_SECONDS = 5
 CALL_HEIGHT = 560
 
-# Minutes-left bar colours; the thresholds are analytics' (amber above 50 %, red above 80 %).
-BAR_OK = "#2f7d6d"
-BAR_WARN = "#d98e2b"
-BAR_DANGER = "#c8553d"
 RUNNING_LOW_MINUTES = analytics.RUNNING_LOW_MINUTES
-BAND_COLORS = {"ok": BAR_OK, "amber": BAR_WARN, "red": BAR_DANGER}
 TABLE_ROW_PX = 35
 TABLE_MAX_PX = 520
 
@@ -84,32 +81,46 @@ def _db_key(svc: AwakNowService) -> str:
 
 # --- cached reads -----------------------------------------------------------------------------
 
-_MODULES: dict[str, Any] = {"analytics": analytics, "events": events}
+QueryArgs = ParamSpec("QueryArgs")
+Result = TypeVar("Result")
 
 
 @st.cache_data(ttl=ANALYTICS_TTL_SECONDS, show_spinner=False, max_entries=500)
 def _cached_call(
-    _store: Any, db_key: str, module: str, name: str, args: tuple, kwargs: tuple
+    _store: Any,
+    db_key: str,
+    query_name: str,
+    _query: Callable[..., Any],
+    args: tuple,
+    kwargs: tuple,
 ) -> Any:
-    return getattr(_MODULES[module], name)(_store, *args, **dict(kwargs))
+    return _query(_store, *args, **dict(kwargs))
 
 
-def query(name: str, *args: Any, **kwargs: Any) -> Any:
-    """``analytics.<name>(store, *args, **kwargs)``, cached briefly and shared by all tabs.
+def query(
+    read: Callable[Concatenate[Store, QueryArgs], Result],
+    *args: QueryArgs.args,
+    **kwargs: QueryArgs.kwargs,
+) -> Result:
+    """``read(store, *args, **kwargs)``, cached briefly and shared by all tabs.
 
-    The key is the database plus the arguments (the ``Filters`` among them), so a filter change
-    is a new query while a rerun or another tab with the same filters is not.
+    ``read`` is a module-level function (an ``analytics`` query, an ``events`` read, a chart's
+    query): the key is its qualified name, the database and the arguments (the ``Filters``
+    among them), so a filter change is a new query while a rerun or another tab with the same
+    filters is not. A lambda or nested function has no stable name and is refused.
     """
+    query_name = f"{read.__module__}.{read.__qualname__}"
+    if "<" in query_name:
+        raise TypeError(f"ui.query needs a module-level function, not {query_name}")
     svc = service()
     return _cached_call(
-        svc.store, _db_key(svc), "analytics", name, args, tuple(sorted(kwargs.items()))
+        svc.store, _db_key(svc), query_name, read, args, tuple(sorted(kwargs.items()))
     )
 
 
 def session_events(name: str, session_id: str) -> Any:
     """``events.<name>(store, session_id)`` (timeline, transcript, recording), cached briefly."""
-    svc = service()
-    return _cached_call(svc.store, _db_key(svc), "events", name, (session_id,), ())
+    return query(getattr(events, name), session_id)
 
 
 @st.cache_data(ttl=STATUS_TTL_SECONDS, show_spinner=False, max_entries=200)
@@ -153,7 +164,7 @@ def current_month() -> date:
 
 def users_frame() -> pd.DataFrame:
     """Every user with plan and this month's usage (``analytics.users_overview``)."""
-    return query("users_overview", current_month())
+    return query(analytics.users_overview, current_month())
 
 
 def months_between(first: date, last: date) -> list[str]:
@@ -185,7 +196,7 @@ def filter_bar(prefix: str, bounds: tuple[date, date] | None) -> analytics.Filte
 
     Widget keys start with ``prefix`` so each page keeps its own selection.
     """
-    options = query("filter_options")
+    options = query(analytics.filter_options)
     with st.container(border=True):
         top = st.columns([2, 1, 1, 1])
         start = end = None
@@ -302,13 +313,7 @@ def usage_bar(minutes_used: float, minutes_limit: float, where: Any = None) -> N
     used = max(float(minutes_used or 0), 0.0)
     fraction = min(used / limit, 1.0) if limit else 1.0
     left = max(limit - used, 0.0)
-    color = (
-        BAR_DANGER
-        if fraction > analytics.RED_ABOVE
-        else BAR_WARN
-        if fraction > analytics.AMBER_ABOVE
-        else BAR_OK
-    )
+    color = BAND_COLORS[analytics.usage_band(used / limit if limit else None)]
     low = left < RUNNING_LOW_MINUTES
     note = " · **running low**" if low and left > 0 else " · **no minutes left**" if low else ""
     target.markdown(
@@ -381,6 +386,54 @@ def take_title(figure: Any) -> str:
 def chart(figure: Any, key: str) -> None:
     """A plotly chart across its container, without the plotly logo."""
     st.plotly_chart(figure, width="stretch", key=key, config={"displaylogo": False})
+
+
+def control_value(control: Control, months: Sequence[str]) -> ControlValue:
+    """Draw one chart control (``chart_registry``) as its widget and return its value.
+
+    ``months`` ('YYYY-MM', oldest first) are the options of a month picker.
+    """
+    if isinstance(control, Choice):
+        picked = st.segmented_control(
+            control.label, list(control.options), default=control.default, key=control.key
+        )
+        return picked or control.default
+    if isinstance(control, Slider):
+        return st.slider(
+            control.label,
+            min_value=control.low,
+            max_value=control.high,
+            value=control.default,
+            step=control.step,
+            key=control.key,
+        )
+    options = list(months)
+    picked_month = st.selectbox(
+        control.label,
+        options,
+        index=options.index(str(default_value(control, options))),
+        key=control.key,
+        width=180,
+    )
+    return str(picked_month)
+
+
+def chart_card(spec: Chart, filters: analytics.Filters, months: Sequence[str]) -> None:
+    """A bordered card: the chart's title beside its controls, the chart, and the table behind
+    it with its CSV download (named after the chart and its control values)."""
+    with st.container(border=True):
+        head, controls = st.columns([3, 2], vertical_alignment="bottom")
+        with controls:
+            values = tuple(control_value(control, months) for control in spec.controls)
+        frame = query(spec.query, filters, *values)
+        figure = spec.draw(frame, values)
+        head.markdown(f"**{take_title(figure)}**")
+        if frame.empty:
+            st.caption("No data for these filters.")
+            return
+        chart(figure, key=f"chart_{spec.name}")
+        with st.expander("Table", icon=":material/table:"):
+            table(frame, spec.file_name(values), key=spec.name)
 
 
 def embeddable_url(url: str | None) -> str | None:

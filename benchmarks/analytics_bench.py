@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from awaknow import analytics
+from awaknow.chart_registry import CHARTS, Chart
 from awaknow.seed import seed_demo
 from awaknow.store import Store
 
@@ -37,23 +38,23 @@ TYPICAL_DAYS = 30  # the typical filter: the last 30 days, live only, two of the
 TYPICAL_MODES = ("live",)
 TYPICAL_PLANS = ("awaknow_growth", "awaknow_pro")
 
-# What the Usage analytics page calls for one filter set; the other pages' calls follow.
-PAGE_CALLS: tuple[tuple[str, Callable[[Store, analytics.Filters, Any], Any]], ...] = (
+BenchCall = Callable[[Store, analytics.Filters, date], Any]
+
+
+def _chart_call(chart: Chart) -> BenchCall:
+    """The chart's query as the page runs it, its controls at their defaults for ``month``."""
+    return lambda s, f, month: chart.query(s, f, *chart.defaults([f"{month:%Y-%m}"]))
+
+
+# What the Usage analytics page calls for one filter set (the registry's charts, with their
+# controls at their defaults); the other pages' calls follow.
+PAGE_CALLS: tuple[tuple[str, BenchCall], ...] = (
     ("filter_options", lambda s, f, month: analytics.filter_options(s)),
     ("date_bounds", lambda s, f, month: analytics.date_bounds(s)),
     ("kpis", lambda s, f, month: analytics.kpis(s, f)),
-    ("minutes_over_time(day)", lambda s, f, month: analytics.minutes_over_time(s, f, "day")),
-    ("sessions_per_day_by_type", lambda s, f, month: analytics.sessions_per_day_by_type(s, f)),
-    ("minutes_per_user", lambda s, f, month: analytics.minutes_per_user(s, f, 10)),
-    ("minutes_per_persona", lambda s, f, month: analytics.minutes_per_persona(s, f)),
-    ("minutes_per_session_type", lambda s, f, month: analytics.minutes_per_session_type(s, f)),
-    ("usage_vs_limit", lambda s, f, month: analytics.usage_vs_limit(s, month, f, 20)),
-    ("outcomes", lambda s, f, month: analytics.outcomes(s, f)),
-    ("shutdown_reasons", lambda s, f, month: analytics.shutdown_reasons(s, f)),
-    ("duration_distribution", lambda s, f, month: analytics.duration_distribution(s, f)),
-    ("failures", lambda s, f, month: analytics.failures(s, f)),
+    *((chart.name, _chart_call(chart)) for chart in CHARTS),
 )
-OTHER_CALLS: tuple[tuple[str, Callable[[Store, analytics.Filters, Any], Any]], ...] = (
+OTHER_CALLS: tuple[tuple[str, BenchCall], ...] = (
     ("minutes_over_time(week)", lambda s, f, month: analytics.minutes_over_time(s, f, "week")),
     ("sessions_table", lambda s, f, month: analytics.sessions_table(s, f)),
     ("sessions_table(search)", lambda s, f, month: analytics.sessions_table(s, f, search="c0ff")),

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import ui
+from awaknow import analytics, ui
 from awaknow.errors import AwakNowError
 
 STATUSES = ("starting", "active", "completed", "failed")
@@ -12,7 +12,7 @@ TABLE_LIMIT = 500
 svc = ui.service()
 st.title("Sessions")
 
-bounds = ui.query("date_bounds")
+bounds = ui.query(analytics.date_bounds)
 if bounds is None:
     ui.empty_state("No sessions yet", "Start one on **Start a session**, or load demo data:")
     st.stop()
@@ -28,7 +28,7 @@ search = c2.text_input(
 )
 
 table = ui.query(
-    "sessions_table",
+    analytics.sessions_table,
     filters,
     status=tuple(status),
     search=search.strip() or None,

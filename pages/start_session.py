@@ -5,7 +5,7 @@ from datetime import timedelta
 import streamlit as st
 
 from awaknow import ui
-from awaknow.analytics import Filters
+from awaknow.analytics import Filters, sessions_table
 from awaknow.errors import AwakNowError
 from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES
 from awaknow.store import utcnow
@@ -49,7 +49,7 @@ def _open_user(user_id: str) -> None:
     st.session_state[USER_KEY] = user_id
 
 
-running = ui.query("sessions_table", Filters(), status=("starting", "active"))
+running = ui.query(sessions_table, Filters(), status=("starting", "active"))
 others = [u for u in running["user_id"].astype(str).unique() if u != st.session_state[USER_KEY]]
 if others:
     with st.container(horizontal=True, vertical_alignment="center"):

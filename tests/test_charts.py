@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -10,23 +9,12 @@ import plotly.graph_objects as go
 import pytest
 
 from awaknow import analytics, charts, seed
+from awaknow.chart_registry import CHARTS as CHARTS_IN_PAGE_ORDER
 from awaknow.store import Store
 
 TODAY = date(2026, 3, 20)
-
-# chart name -> how to get its frame (the analytics function of the same name).
-FRAMES: dict[str, Callable[[Store, analytics.Filters], pd.DataFrame]] = {
-    "minutes_over_time": lambda s, f: analytics.minutes_over_time(s, f, "week"),
-    "sessions_per_day_by_type": analytics.sessions_per_day_by_type,
-    "minutes_per_user": lambda s, f: analytics.minutes_per_user(s, f, 10),
-    "minutes_per_persona": analytics.minutes_per_persona,
-    "minutes_per_session_type": analytics.minutes_per_session_type,
-    "usage_vs_limit": lambda s, f: analytics.usage_vs_limit(s, TODAY, f, 15),
-    "outcomes": analytics.outcomes,
-    "shutdown_reasons": analytics.shutdown_reasons,
-    "failures": analytics.failures,
-    "duration_distribution": analytics.duration_distribution,
-}
+CHARTS = {spec.name: spec for spec in CHARTS_IN_PAGE_ORDER}
+MONTHS = [f"{TODAY:%Y-%m}"]  # the seed's last month: the month picker's default
 NOTHING = analytics.Filters(user_ids=("nobody",))
 
 
@@ -37,15 +25,26 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return db
 
 
+def _frame(store: Store, name: str, f: analytics.Filters) -> pd.DataFrame:
+    """The chart's frame as the page queries it, its controls at their defaults."""
+    spec = CHARTS[name]
+    return spec.query(store, f, *spec.defaults(MONTHS))
+
+
+def _draw(name: str, frame: pd.DataFrame) -> go.Figure:
+    spec = CHARTS[name]
+    return spec.draw(frame, spec.defaults(MONTHS))
+
+
 def _texts(fig: go.Figure) -> list[str]:
     return [a.text for a in fig.layout.annotations]
 
 
-@pytest.mark.parametrize("name", sorted(FRAMES))
+@pytest.mark.parametrize("name", sorted(CHARTS))
 def test_chart_from_seeded_data(store: Store, name: str) -> None:
-    frame = FRAMES[name](store, analytics.NO_FILTERS)
+    frame = _frame(store, name, analytics.NO_FILTERS)
     assert not frame.empty
-    fig = getattr(charts, name)(frame)
+    fig = _draw(name, frame)
     assert isinstance(fig, go.Figure)
     assert fig.data and fig.layout.title.text
     assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
@@ -53,20 +52,21 @@ def test_chart_from_seeded_data(store: Store, name: str) -> None:
     fig.to_json()  # serialisable as Streamlit will send it
 
 
-@pytest.mark.parametrize("name", sorted(FRAMES))
+@pytest.mark.parametrize("name", sorted(CHARTS))
 def test_chart_from_empty_frame(store: Store, name: str) -> None:
-    frame = FRAMES[name](store, NOTHING)
+    frame = _frame(store, name, NOTHING)
     if name == "usage_vs_limit":
         frame = frame.iloc[0:0]  # users without usage are listed, so empty it by hand
     assert frame.empty
-    fig = getattr(charts, name)(frame)
+    fig = _draw(name, frame)
     assert isinstance(fig, go.Figure)
     assert charts.NO_DATA in _texts(fig)
     assert fig.layout.title.text
 
 
 def test_axis_titles_say_minutes(store: Store) -> None:
-    fig = charts.minutes_over_time(FRAMES["minutes_over_time"](store, analytics.NO_FILTERS), "week")
+    frame = CHARTS["minutes_over_time"].query(store, analytics.NO_FILTERS, "week")
+    fig = CHARTS["minutes_over_time"].draw(frame, ("week",))
     assert fig.layout.yaxis.title.text == charts.MINUTES
     assert "Week" in fig.layout.xaxis.title.text and "week" in fig.layout.title.text
     fig = charts.duration_distribution(analytics.duration_distribution(store))
@@ -75,13 +75,13 @@ def test_axis_titles_say_minutes(store: Store) -> None:
 
 def test_modes_keep_their_colours(store: Store) -> None:
     for name in ("minutes_over_time", "minutes_per_persona", "minutes_per_session_type"):
-        fig = getattr(charts, name)(FRAMES[name](store, analytics.NO_FILTERS))
+        fig = _draw(name, _frame(store, name, analytics.NO_FILTERS))
         colours = {trace.name: trace.marker.color for trace in fig.data}
         assert colours == {"live": charts.COLORS["live"], "mock": charts.COLORS["mock"]}
 
 
 def test_usage_bands_and_reference_lines(store: Store) -> None:
-    frame = FRAMES["usage_vs_limit"](store, analytics.NO_FILTERS)
+    frame = _frame(store, "usage_vs_limit", analytics.NO_FILTERS)
     fig = charts.usage_vs_limit(frame)
     colours = {trace.name: trace.marker.color for trace in fig.data}
     assert colours == {band: charts.COLORS[band] for band in set(frame["band"])}
@@ -93,7 +93,7 @@ def test_usage_bands_and_reference_lines(store: Store) -> None:
 
 
 def test_top_user_is_drawn_on_top(store: Store) -> None:
-    frame = FRAMES["minutes_per_user"](store, analytics.NO_FILTERS)
+    frame = _frame(store, "minutes_per_user", analytics.NO_FILTERS)
     fig = charts.minutes_per_user(frame)
     assert fig.layout.yaxis.categoryarray[0] == frame["user_id"].iloc[0]
     assert fig.layout.yaxis.autorange == "reversed"
@@ -101,3 +101,33 @@ def test_top_user_is_drawn_on_top(store: Store) -> None:
 
 def test_empty_frame_without_columns_still_draws() -> None:
     assert charts.NO_DATA in _texts(charts.outcomes(pd.DataFrame()))
+
+
+def test_registry_names_and_widget_keys_are_unique() -> None:
+    names = [spec.name for spec in CHARTS_IN_PAGE_ORDER]
+    keys = [control.key for spec in CHARTS_IN_PAGE_ORDER for control in spec.controls]
+    assert len(set(names)) == len(names) and len(set(keys)) == len(keys)
+    assert all(key.startswith("an_") for key in keys)  # the analytics page's own widgets
+
+
+def test_controls_reach_query_and_file_name(store: Store) -> None:
+    spec = CHARTS["minutes_per_user"]
+    assert len(spec.query(store, analytics.NO_FILTERS, 5)) == 5
+    assert spec.file_name((5,)) == "minutes_per_user_5"
+    month_chart = CHARTS["usage_vs_limit"]
+    assert month_chart.defaults(["2026-02", "2026-03"]) == ("2026-03",)
+    with pytest.raises(ValueError, match="no month"):
+        month_chart.defaults([])
+
+
+def test_one_band_rule_for_sql_and_python(store: Store) -> None:
+    frame = analytics.usage_vs_limit(store, TODAY)
+    for fraction, band in zip(frame["fraction_used"], frame["band"], strict=True):
+        assert analytics.usage_band(None if pd.isna(fraction) else fraction) == band
+    assert [analytics.usage_band(x) for x in (0.5, 0.51, 0.8, 0.81, None)] == [
+        "ok",
+        "amber",
+        "amber",
+        "red",
+        "red",
+    ]

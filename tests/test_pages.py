@@ -519,9 +519,9 @@ def test_usage_bar_turns_amber_then_red_and_says_running_low() -> None:
     at = AppTest.from_function(script).run()
     assert not at.exception
     bars, lines = at.markdown[0::2], at.markdown[1::2]
-    assert [ui.BAR_OK in b.value for b in bars] == [True, False, False, False]
-    assert [ui.BAR_WARN in b.value for b in bars] == [False, True, False, False]
-    assert [ui.BAR_DANGER in b.value for b in bars] == [False, False, True, True]
+    assert [ui.BAND_COLORS["ok"] in b.value for b in bars] == [True, False, False, False]
+    assert [ui.BAND_COLORS["amber"] in b.value for b in bars] == [False, True, False, False]
+    assert [ui.BAND_COLORS["red"] in b.value for b in bars] == [False, False, True, True]
     assert "running low" in lines[2].value and "4.00 min left" in lines[2].value
     assert "no minutes left" in lines[3].value
     assert "running low" not in lines[0].value

@@ -1,0 +1,135 @@
+"""Every chart of the analytics page, described once: its query, its figure and its controls.
+
+The page draws the charts in this order (two per row), the chart tests build each one from
+seeded and from empty data, and the benchmark times each query, all from ``CHARTS``. Adding a
+chart is one ``Chart`` here plus its query in ``awaknow.analytics`` and its figure in
+``awaknow.charts``. Functions are passed, never names, so "find usages" sees every caller.
+
+Controls are data (a choice, a slider, a month picker); the page turns them into widgets and
+passes their values, in order, after the filters to the query and (if ``figure_uses_controls``)
+after the frame to the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from awaknow import analytics, charts
+from awaknow.analytics import Filters
+from awaknow.store import Store
+
+USAGE_TOP_N = 20  # users shown against their plan's limit, most used first
+
+ControlValue = str | int
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few fixed options (a segmented control)."""
+
+    label: str
+    key: str
+    options: tuple[str, ...]
+    default: str
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A whole number between ``low`` and ``high``."""
+
+    label: str
+    key: str
+    low: int
+    high: int
+    step: int
+    default: int
+
+
+@dataclass(frozen=True)
+class MonthPicker:
+    """A month ('YYYY-MM') with sessions; the latest one by default."""
+
+    label: str
+    key: str
+
+
+Control = Choice | Slider | MonthPicker
+
+
+def default_value(control: Control, months: Sequence[str]) -> ControlValue:
+    """What ``control`` shows before anyone touches it; ``months`` are those with sessions."""
+    if isinstance(control, MonthPicker):
+        if not months:
+            raise ValueError(f"{control.label}: there is no month to pick")
+        return months[-1]
+    return control.default
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart: ``query(store, filters, *values)`` gives its frame, ``figure`` draws it."""
+
+    name: str  # widget keys and the CSV file's name start with it
+    query: Callable[..., pd.DataFrame]
+    figure: Callable[..., go.Figure]
+    controls: tuple[Control, ...] = ()
+    figure_uses_controls: bool = False
+
+    def defaults(self, months: Sequence[str]) -> tuple[ControlValue, ...]:
+        """The controls' values before anyone touches them."""
+        return tuple(default_value(control, months) for control in self.controls)
+
+    def draw(self, frame: pd.DataFrame, values: Sequence[ControlValue]) -> go.Figure:
+        """The figure of ``frame`` queried with the control ``values``."""
+        return self.figure(frame, *values) if self.figure_uses_controls else self.figure(frame)
+
+    def file_name(self, values: Sequence[ControlValue]) -> str:
+        """The CSV download's name: the chart and the control values it was drawn with."""
+        return "_".join([self.name, *(str(value) for value in values)])
+
+
+def usage_vs_limit_top(store: Store, f: Filters, month: str) -> pd.DataFrame:
+    """The ``USAGE_TOP_N`` users closest to (or over) their plan's limit in ``month``."""
+    return analytics.usage_vs_limit(store, month, f, USAGE_TOP_N)
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "minutes_over_time",
+        analytics.minutes_over_time,
+        charts.minutes_over_time,
+        (Choice("Minutes per", "an_grain", tuple(analytics.GRAINS), "day"),),
+        figure_uses_controls=True,
+    ),
+    Chart(
+        "sessions_per_day_by_type",
+        analytics.sessions_per_day_by_type,
+        charts.sessions_per_day_by_type,
+    ),
+    Chart(
+        "minutes_per_user",
+        analytics.minutes_per_user,
+        charts.minutes_per_user,
+        (Slider("Top users", "an_top", low=5, high=50, step=5, default=10),),
+    ),
+    Chart("minutes_per_persona", analytics.minutes_per_persona, charts.minutes_per_persona),
+    Chart(
+        "minutes_per_session_type",
+        analytics.minutes_per_session_type,
+        charts.minutes_per_session_type,
+    ),
+    Chart(
+        "usage_vs_limit",
+        usage_vs_limit_top,
+        charts.usage_vs_limit,
+        (MonthPicker("Month", "an_month"),),
+    ),
+    Chart("outcomes", analytics.outcomes, charts.outcomes),
+    Chart("shutdown_reasons", analytics.shutdown_reasons, charts.shutdown_reasons),
+    Chart("duration_distribution", analytics.duration_distribution, charts.duration_distribution),
+    Chart("failures", analytics.failures, charts.failures),
+)
