@@ -8,6 +8,7 @@ every open tab, the always-visible LIVE/MOCK badge, and one-line error messages 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -418,6 +419,30 @@ def control_value(control: Control, months: Sequence[str]) -> ControlValue:
     return str(picked_month)
 
 
+def data_version(frame: pd.DataFrame) -> str:
+    """A digest of a frame's columns and values: the same data gives the same version."""
+    digest = hashlib.blake2b(repr(list(frame.columns)).encode(), digest_size=16)
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+@st.cache_resource(max_entries=300, show_spinner=False)
+def _titled_figure(
+    chart_name: str,
+    values: tuple[ControlValue, ...],
+    version: str,
+    _spec: Chart,
+    _frame: pd.DataFrame,
+) -> tuple[str, Any]:
+    """A chart's title and figure, built once per chart, control values and data version.
+
+    Shared by every rerun and tab without a copy: nothing changes the figure afterwards, and
+    ``st.plotly_chart`` serialises its own copy.
+    """
+    figure = _spec.draw(_frame, values)
+    return take_title(figure), figure
+
+
 def chart_card(spec: Chart, filters: analytics.Filters, months: Sequence[str]) -> None:
     """A bordered card: the chart's title beside its controls, the chart, and the table behind
     it with its CSV download (named after the chart and its control values)."""
@@ -426,8 +451,8 @@ def chart_card(spec: Chart, filters: analytics.Filters, months: Sequence[str]) -
         with controls:
             values = tuple(control_value(control, months) for control in spec.controls)
         frame = query(spec.query, filters, *values)
-        figure = spec.draw(frame, values)
-        head.markdown(f"**{take_title(figure)}**")
+        title, figure = _titled_figure(spec.name, values, data_version(frame), spec, frame)
+        head.markdown(f"**{title}**")
         if frame.empty:
             st.caption("No data for these filters.")
             return

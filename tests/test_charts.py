@@ -50,6 +50,7 @@ def test_chart_from_seeded_data(store: Store, name: str) -> None:
     assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
     assert charts.NO_DATA not in _texts(fig)
     fig.to_json()  # serialisable as Streamlit will send it
+    go.Figure(fig.to_dict())  # every property valid (charts skip plotly's validation)
 
 
 @pytest.mark.parametrize("name", sorted(CHARTS))
@@ -62,6 +63,7 @@ def test_chart_from_empty_frame(store: Store, name: str) -> None:
     assert isinstance(fig, go.Figure)
     assert charts.NO_DATA in _texts(fig)
     assert fig.layout.title.text
+    go.Figure(fig.to_dict())  # every property valid (charts skip plotly's validation)
 
 
 def test_axis_titles_say_minutes(store: Store) -> None:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
@@ -525,3 +526,24 @@ def test_usage_bar_turns_amber_then_red_and_says_running_low() -> None:
     assert "running low" in lines[2].value and "4.00 min left" in lines[2].value
     assert "no minutes left" in lines[3].value
     assert "running low" not in lines[0].value
+
+
+def test_chart_figures_are_rebuilt_only_when_their_data_changes() -> None:
+    from awaknow import ui
+    from awaknow.chart_registry import CHARTS
+
+    spec = next(chart for chart in CHARTS if chart.name == "outcomes")
+    frame = pd.DataFrame({"outcome": ["success", "failure"], "sessions": [7, 2]})
+    same = frame.copy()
+    changed = frame.assign(sessions=[7, 3])
+    assert ui.data_version(frame) == ui.data_version(same) != ui.data_version(changed)
+    assert ui.data_version(frame) != ui.data_version(frame.rename(columns={"sessions": "n"}))
+
+    def build(data: pd.DataFrame) -> tuple[str, object]:
+        return ui._titled_figure(spec.name, (), ui.data_version(data), spec, data)
+
+    title, figure = build(frame)
+    assert title == "Session outcomes" and not figure.layout.title.text
+    assert build(same)[1] is figure  # same data: the cached figure, not a new one
+    rebuilt = build(changed)[1]
+    assert rebuilt is not figure and list(rebuilt.data[0].values) == [7, 3]
