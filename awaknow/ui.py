@@ -192,6 +192,24 @@ def _option_list(options: Any, key: str) -> list[str]:
     return [str(v) for v in values if v is not None and not pd.isna(v)]
 
 
+def _user_picker(prefix: str, search_column: Any, pick_column: Any) -> list[str]:
+    """Users found by what is typed (at most ``DEFAULT_USER_MATCHES``) plus those already
+    picked: the page never receives every user, however many there are."""
+    key = f"{prefix}_users"
+    typed = search_column.text_input(
+        "Find users", key=f"{prefix}_user_search", placeholder="part of a user id", max_chars=100
+    )
+    picked = [str(user) for user in st.session_state.get(key, [])]
+    found = query(analytics.find_users, typed or "")
+    return pick_column.multiselect(
+        "User",
+        sorted(set(found) | set(picked)),
+        key=key,
+        placeholder="All users",
+        help=f"Shows up to {analytics.DEFAULT_USER_MATCHES} users matching Find users.",
+    )
+
+
 def filter_bar(prefix: str, bounds: tuple[date, date] | None) -> analytics.Filters:
     """Date range, persona, session type, mode, plan and user pickers -> ``Filters``.
 
@@ -234,19 +252,14 @@ def filter_bar(prefix: str, bounds: tuple[date, date] | None) -> analytics.Filte
             key=f"{prefix}_plans",
             placeholder="All plans",
         )
-        bottom = st.columns([1, 3])
+        bottom = st.columns([1, 1, 2])
         personas = bottom[0].multiselect(
             "Persona",
             _option_list(options, "personas"),
             key=f"{prefix}_personas",
             placeholder="All personas",
         )
-        users = bottom[1].multiselect(
-            "User",
-            _option_list(options, "users"),
-            key=f"{prefix}_users",
-            placeholder="All users",
-        )
+        users = _user_picker(prefix, bottom[1], bottom[2])
     return analytics.Filters(
         start=start,
         end=end,

@@ -115,7 +115,6 @@ class PandasDashboard:
             "session_types": sorted(self.sessions["session_type"].unique()),
             "modes": sorted(self.sessions["mode"].unique()),
             "plans": list(plans),
-            "users": sorted(self.users["user_id"]),
         }
 
     def kpis(self) -> analytics.Kpis:

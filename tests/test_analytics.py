@@ -211,11 +211,19 @@ def test_filter_options_and_bounds(store: Store, empty: Store) -> None:
         "session_types": ["reflect_alone", "resolve_together"],
         "modes": ["live", "mock"],
         "plans": ["awaknow_free", "awaknow_growth", "awaknow_pro"],
-        "users": ["alice", "bob", "carol", "dave", "erin"],
     }
+    assert analytics.find_users(store) == ["alice", "bob", "carol", "dave", "erin"]
     assert analytics.date_bounds(store) == (date(2026, 2, 28), date(2026, 3, 31))
     assert analytics.date_bounds(empty) is None
     assert analytics.filter_options(empty)["personas"] == []
+
+
+def test_find_users_searches_literally_and_stops_at_the_limit(store: Store) -> None:
+    assert analytics.find_users(store, " AR ") == ["carol"]  # any case, trimmed
+    assert analytics.find_users(store, "e", limit=2) == ["alice", "dave"]
+    assert analytics.find_users(store, "%") == []  # a literal %, not "anything"
+    with pytest.raises(ValidationError, match="limit"):
+        analytics.find_users(store, "a", limit=0)
 
 
 # --- minutes ----------------------------------------------------------------------------------

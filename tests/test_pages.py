@@ -547,3 +547,16 @@ def test_chart_figures_are_rebuilt_only_when_their_data_changes() -> None:
     assert build(same)[1] is figure  # same data: the cached figure, not a new one
     rebuilt = build(changed)[1]
     assert rebuilt is not figure and list(rebuilt.data[0].values) == [7, 3]
+
+
+def test_user_picker_offers_the_users_found(seeded_mock_service: AwakNowService) -> None:
+    at = app_on("analytics")
+    at.text_input(key="an_user_search").input("staff").run()
+    no_failure(at)
+    offered = at.multiselect(key="an_users").options
+    assert offered and all("staff" in user for user in offered)
+    at.multiselect(key="an_users").set_value([offered[0]]).run()
+    at.text_input(key="an_user_search").input("demo").run()
+    no_failure(at)
+    assert offered[0] in at.multiselect(key="an_users").options  # a pick stays offered
+    assert at.multiselect(key="an_users").value == [offered[0]]

@@ -24,6 +24,7 @@ NOT_REPORTED = "not reported"
 GRAINS = {"day": "day", "week": "week"}  # weeks start on Monday (ISO)
 P90 = 0.9
 DEFAULT_TOP_USERS = 20
+DEFAULT_USER_MATCHES = 100  # user ids the user picker offers at a time
 DEFAULT_BIN_MINUTES = 0.5
 # A session's rows stop changing within this many days of its start: it ends within minutes
 # (the reaper), and its Tavus events are polled for at most a day after it ended.
@@ -110,6 +111,12 @@ def frame_of(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pd.
 
 def to_minutes(seconds: float) -> float:
     return round(float(seconds) / 60, 2)
+
+
+def like_pattern(text: str) -> str:
+    """``text`` as a literal ILIKE pattern: its own % and _ match only themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def check_positive(name: str, value: int) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from awaknow.analytics.filters import NO_FILTERS, Filters, check_positive, frame_of, where_sql
+from awaknow.analytics.filters import (
+    NO_FILTERS,
+    Filters,
+    check_positive,
+    frame_of,
+    like_pattern,
+    where_sql,
+)
 from awaknow.store import Store
-
-
-def _like_pattern(text: str) -> str:
-    """``text`` as a literal ILIKE pattern: its own % and _ match only themselves."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def sessions_table(
@@ -35,7 +36,7 @@ def sessions_table(
         where += f" AND status IN ({', '.join('?' * len(status))})"
         params.extend(status)
     if search and search.strip():
-        pattern = _like_pattern(search.strip())
+        pattern = like_pattern(search.strip())
         where += (
             " AND ("
             + " OR ".join(

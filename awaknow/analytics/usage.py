@@ -12,6 +12,7 @@ import pandas as pd
 from awaknow.analytics.filters import (
     DEFAULT_BIN_MINUTES,
     DEFAULT_TOP_USERS,
+    DEFAULT_USER_MATCHES,
     GRAINS,
     NO_FILTERS,
     NOT_REPORTED,
@@ -19,6 +20,7 @@ from awaknow.analytics.filters import (
     Filters,
     check_positive,
     frame_of,
+    like_pattern,
     to_minutes,
     where_sql,
 )
@@ -31,7 +33,10 @@ from awaknow.store import Store, one_row
 
 def filter_options(store: Store) -> dict[str, list[str]]:
     """The values each filter can take: ``personas``, ``session_types``, ``modes`` (seen in
-    sessions), ``plans`` (every plan, cheapest first) and ``users`` (every user), sorted."""
+    sessions) and ``plans`` (every plan, cheapest first), sorted.
+
+    Users are not listed: there can be tens of thousands, so the picker asks ``find_users``.
+    """
     cur = store.cursor()
     rows, params = session_rows(cur, NO_FILTERS)
     seen = cur.execute(
@@ -41,15 +46,30 @@ def filter_options(store: Store) -> dict[str, list[str]]:
         params,
     ).fetchone()
     plans = cur.execute("SELECT plan_id FROM plans ORDER BY price_usd, plan_id").fetchall()
-    users = cur.execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
     personas, session_types, modes = (list(values or []) for values in seen or ((), (), ()))
     return {
         "personas": personas,
         "session_types": session_types,
         "modes": modes,
         "plans": [row[0] for row in plans],
-        "users": [row[0] for row in users],
     }
+
+
+def find_users(store: Store, text: str = "", limit: int = DEFAULT_USER_MATCHES) -> list[str]:
+    """At most ``limit`` user ids containing ``text`` (any case, taken literally), sorted.
+
+    The user picker asks this as someone types rather than receiving every user.
+    """
+    check_positive("limit", limit)
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT user_id FROM users WHERE user_id ILIKE ? ESCAPE '\\' ORDER BY user_id LIMIT ?",
+            [like_pattern(text.strip()), limit],
+        )
+        .fetchall()
+    )
+    return [row[0] for row in rows]
 
 
 def date_bounds(store: Store) -> tuple[date, date] | None:
