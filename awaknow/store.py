@@ -224,6 +224,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        6,
+        "per-user monthly rollup of billed usage",
+        """
+        -- Maintained by analytics.refresh_rollups with the daily rollups (same watermark:
+        -- a month's row holds its days before rollup_state.covered_until).
+        CREATE TABLE IF NOT EXISTS rollup_user_monthly (
+            month DATE NOT NULL,                    -- first day of the usage month
+            user_id VARCHAR NOT NULL,
+            seconds_used BIGINT NOT NULL,
+            sessions BIGINT NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -31,7 +31,12 @@ from awaknow.chart_registry import CHARTS, Chart
 from awaknow.seed import seed_demo
 from awaknow.store import Store
 
-ROLLUP_TABLES = ("rollup_state", "rollup_sessions_daily", "rollup_usage_daily")
+ROLLUP_TABLES = (
+    "rollup_state",
+    "rollup_sessions_daily",
+    "rollup_usage_daily",
+    "rollup_user_monthly",
+)
 SESSIONS_PER_USER = 250  # default --users: a realistic spread of sessions per user
 MIN_USERS = 40
 TYPICAL_DAYS = 30  # the typical filter: the last 30 days, live only, two of the plans

@@ -452,3 +452,69 @@ def test_user_filter_reads_raw_rows(tmp_path: Path) -> None:
     db = _build(Store(tmp_path / "t.duckdb"))
     analytics.refresh_rollups(db, today=date(2026, 11, 1))
     assert analytics.kpis(db, Filters(user_ids=("bob",))).minutes == 13.0
+
+
+def _per_user_figures(db: Store) -> list[pd.DataFrame]:
+    return [
+        analytics.minutes_per_user(db),
+        analytics.minutes_per_user(db, Filters(start=date(2026, 3, 1))),
+        analytics.minutes_per_user(db, Filters(start=date(2026, 2, 28), end=date(2026, 3, 12))),
+        analytics.minutes_per_user(db, Filters(end=date(2026, 3, 4))),
+        analytics.usage_vs_limit(db, "2026-03"),
+        analytics.users_overview(db, "2026-02"),
+        analytics.monthly_usage(db, "2026-03"),
+    ]
+
+
+def _assert_per_user_rollup_equals_raw(db: Store) -> None:
+    """The per-user figures read through the rollups equal those from raw rows alone."""
+    rolled = _per_user_figures(db)
+    cur = db.cursor()
+    state = cur.execute("SELECT covered_until, refreshed_at FROM rollup_state").fetchall()
+    cur.execute("DELETE FROM rollup_state")  # no watermark: everything is read raw
+    raw = _per_user_figures(db)
+    cur.executemany("INSERT INTO rollup_state (covered_until, refreshed_at) VALUES (?, ?)", state)
+    for ours, expected in zip(rolled, raw, strict=True):
+        pd.testing.assert_frame_equal(ours, expected)
+
+
+def test_per_user_rollup_equals_raw_as_sessions_end(tmp_path: Path) -> None:
+    db = _build(Store(tmp_path / "t.duckdb"))
+    assert analytics.refresh_rollups(db, today=date(2026, 3, 12)) == date(2026, 3, 10)
+    assert db.cursor().execute("SELECT count(*) FROM rollup_user_monthly").fetchone()[0] > 0
+    _assert_per_user_rollup_equals_raw(db)
+
+    # A session ends after the refresh: counted at once (its day is past the watermark).
+    begun = _at("2026-03-11 09:00")
+    reservation = _reserve(db, "dave", "reflect_alone", "live", P1, begun)
+    _activate(db, reservation.session_id, "live", begun)
+    sessions.close_and_bill(
+        db,
+        reservation.session_id,
+        ended_at=begun + timedelta(seconds=300),
+        end_source="user",
+        shutdown_reason=ENDED,
+    )
+    _assert_per_user_rollup_equals_raw(db)
+    assert "dave" in analytics.minutes_per_user(db)["user_id"].tolist()
+    # The watermark moves past it (and into the next month): still the same figures.
+    assert analytics.refresh_rollups(db, today=date(2026, 3, 15)) == date(2026, 3, 13)
+    _assert_per_user_rollup_equals_raw(db)
+    analytics.refresh_rollups(db, today=date(2026, 11, 1))
+    _assert_per_user_rollup_equals_raw(db)
+
+
+def test_per_user_figures_read_the_rollup(tmp_path: Path) -> None:
+    """Settled months come from rollup_user_monthly (shown by changing a rollup row)."""
+    db = _build(Store(tmp_path / "t.duckdb"))
+    analytics.refresh_rollups(db, today=date(2026, 11, 1))
+    db.cursor().execute(
+        "UPDATE rollup_user_monthly SET seconds_used = seconds_used + 600 "
+        "WHERE user_id = 'bob' AND month = DATE '2026-03-01'"
+    )
+    assert analytics.minutes_per_user(db, top_n=1)["user_id"].tolist() == ["bob"]
+    bob = analytics.usage_vs_limit(db, "2026-03").set_index("user_id").loc["bob"]
+    assert bob["minutes_used"] == 23.0
+    # A filter the rollup cannot answer (a mode) reads raw rows.
+    live = analytics.minutes_per_user(db, Filters(modes=("live",)))
+    assert live.set_index("user_id").loc["bob", "minutes"] == 13.0

@@ -40,8 +40,11 @@ from two small daily rollups (sessions by day, filter dimensions and how they en
 sessions by day, dimensions and exact billed seconds, which keeps sums, the p90 and any
 histogram exact) and only the days from ``rollup_state.covered_until`` on are read raw.
 ``refresh_rollups`` recomputes the days that may still change and moves that watermark;
-nothing on the write path has to know about rollups. A filter on users always reads raw rows
-(the rollups have no user).
+nothing on the write path has to know about rollups, and a session that ends after a refresh
+is counted at once (its day is past the watermark). A filter on users always reads raw rows
+(the daily rollups have no user). Per-user figures (``minutes_per_user``, usage against the
+plan) read a third rollup, billed seconds per user and month (migration 6), for the whole
+months inside their date range, when nothing but dates narrows them.
 """
 
 from awaknow.analytics.filters import (

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from awaknow.analytics.filters import NO_FILTERS, Filters, check_positive, frame_of
+from awaknow.analytics.rollups import user_usage_rows
 from awaknow.errors import ValidationError
 from awaknow.sessions import month_start
 from awaknow.store import Store
@@ -51,15 +52,16 @@ def _band_sql(fraction: str) -> str:
     return f"CASE WHEN {fraction} IS NULL THEN 'red' {steps} ELSE 'ok' END"
 
 
-def _month_usage_sql(users_where: str) -> str:
+def _month_usage_sql(used_rows: str, users_where: str) -> str:
     """Every user matching ``users_where`` with this month's billed usage against the limit.
 
-    Parameters: month start, next month start, the band thresholds, running-low seconds.
+    ``used_rows`` is the month's ``user_usage_rows``. Parameters: its own, those of
+    ``users_where``, the band thresholds, running-low seconds.
     """
     return f"""
     WITH used AS (
-        SELECT user_id, sum(seconds_used) AS seconds, count(*) AS sessions
-        FROM tavus_usage WHERE usage_date >= ? AND usage_date < ? GROUP BY user_id
+        SELECT user_id, sum(seconds_used) AS seconds, CAST(sum(sessions) AS BIGINT) AS sessions
+        FROM ({used_rows}) GROUP BY user_id
     ),
     rows AS (
         SELECT u.user_id, u.display_name, s.plan_id, p.name AS plan_name,
@@ -96,18 +98,21 @@ def _month_usage(
 ) -> pd.DataFrame:
     first = parse_month(month)
     following = month_start(first + timedelta(days=32))
+    cur = store.cursor()
+    used_rows, used_params = user_usage_rows(
+        cur, Filters(start=first, end=following - timedelta(days=1))
+    )
     params = [
-        first,
-        following,
+        *used_params,
         *(users_params or []),
         *(above for _, above in _BANDS_ABOVE),
         RUNNING_LOW_MINUTES * 60,
     ]
-    sql = _month_usage_sql(users_where) + f" ORDER BY {order}"
+    sql = _month_usage_sql(used_rows, users_where) + f" ORDER BY {order}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return frame_of(store.cursor(), sql, params)
+    return frame_of(cur, sql, params)
 
 
 def usage_vs_limit(

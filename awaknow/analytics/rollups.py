@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from awaknow.analytics.filters import ERROR_SHUTDOWN_GROUPS, Filters, where_sql
+from awaknow.sessions import month_start
 from awaknow.store import Store, one_row, utcnow
 
 # A session's rows stop changing within this many days of its start: it ends within minutes
@@ -42,6 +43,40 @@ def usage_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[An
         f"SELECT {USAGE_COLUMNS}, sessions FROM rollup_usage_daily "
         f"WHERE usage_date < ? AND {where} UNION ALL {raw} AND usage_date >= ?",
         [until, *params, *params, until],
+    )
+
+
+def _next_month(day: date) -> date:
+    return month_start(day + timedelta(days=32 - day.day))
+
+
+def user_usage_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
+    """A subquery of billed usage matching ``f`` per user: user_id, seconds_used, sessions.
+
+    When ``f`` narrows only the dates, whole months the per-user rollup covers inside them
+    (up to the watermark, whose own month is covered up to it) are read from
+    ``rollup_user_monthly`` and the other days raw; any other filter reads raw rows.
+    """
+    where, params = where_sql(f, "usage")
+    raw = f"SELECT user_id, seconds_used, 1 AS sessions FROM tavus_usage WHERE {where}"
+    narrowed = f.persona_ids or f.session_types or f.modes or f.plan_ids or f.user_ids
+    until = None if narrowed else covered_until(cur, f)
+    if until is None:
+        return raw, params
+    start = f.start or date.min
+    first = start if start.day == 1 else _next_month(start)
+    # The rollup covers the days [first, cut): every one of them must be inside the filter.
+    if f.end is None or until <= f.end + timedelta(days=1):
+        cut = until
+    else:
+        cut = month_start(f.end + timedelta(days=1))
+    if first >= cut:
+        return raw, params
+    return (
+        "SELECT user_id, seconds_used, sessions FROM rollup_user_monthly "
+        f"WHERE month >= ? AND month < ? UNION ALL {raw} "
+        "AND NOT (usage_date >= ? AND usage_date < ?)",
+        [first, cut, *params, first, cut],
     )
 
 
@@ -121,6 +156,14 @@ def refresh_rollups(
     (previous,) = one_row(cur, "SELECT max(covered_until) FROM rollup_state")
     since = (
         date.min if full or previous is None else min(previous, until) - timedelta(days=SETTLE_DAYS)
+    )
+    first_month = month_start(since)
+    cur.execute("DELETE FROM rollup_user_monthly WHERE month >= ?", [first_month])
+    cur.execute(
+        "INSERT INTO rollup_user_monthly (month, user_id, seconds_used, sessions) "
+        "SELECT CAST(date_trunc('month', usage_date) AS DATE), user_id, sum(seconds_used), "
+        "count(*) FROM tavus_usage WHERE usage_date >= ? AND usage_date < ? GROUP BY ALL",
+        [first_month, until],
     )
     cur.execute("DELETE FROM rollup_sessions_daily WHERE day >= ?", [since])
     cur.execute("DELETE FROM rollup_usage_daily WHERE usage_date >= ?", [since])

@@ -24,7 +24,12 @@ from awaknow.analytics.filters import (
     to_minutes,
     where_sql,
 )
-from awaknow.analytics.rollups import classified_sql, session_rows, usage_rows
+from awaknow.analytics.rollups import (
+    classified_sql,
+    session_rows,
+    usage_rows,
+    user_usage_rows,
+)
 from awaknow.errors import ValidationError
 from awaknow.store import Store, one_row
 
@@ -229,11 +234,12 @@ def minutes_per_user(
     Columns: user_id, plan_id (the user's current plan), minutes, sessions (billed).
     """
     check_positive("top_n", top_n)
-    where, params = where_sql(f, "usage")
+    cur = store.cursor()
+    rows, params = user_usage_rows(cur, f)
     return frame_of(
-        store.cursor(),
-        "WITH top AS (SELECT user_id, sum(seconds_used) AS seconds, count(*) AS sessions "
-        f"FROM tavus_usage WHERE {where} GROUP BY user_id "
+        cur,
+        "WITH top AS (SELECT user_id, sum(seconds_used) AS seconds, "
+        f"CAST(sum(sessions) AS BIGINT) AS sessions FROM ({rows}) GROUP BY user_id "
         "ORDER BY seconds DESC, user_id LIMIT ?) "
         "SELECT t.user_id, s.plan_id, round(t.seconds / 60, 2) AS minutes, t.sessions "
         "FROM top t LEFT JOIN user_subscriptions s USING (user_id) "
