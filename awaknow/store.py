@@ -226,7 +226,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
     (
         6,
-        "per-user monthly rollup of billed usage",
+        "per-user monthly rollups of billed usage and of sessions",
         """
         -- Maintained by analytics.refresh_rollups with the daily rollups (same watermark:
         -- a month's row holds its days before rollup_state.covered_until).
@@ -234,6 +234,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             month DATE NOT NULL,                    -- first day of the usage month
             user_id VARCHAR NOT NULL,
             seconds_used BIGINT NOT NULL,
+            sessions BIGINT NOT NULL
+        );
+        -- Sessions (any status) per user and month of creation: distinct active users.
+        CREATE TABLE IF NOT EXISTS rollup_user_sessions_monthly (
+            month DATE NOT NULL,
+            user_id VARCHAR NOT NULL,
             sessions BIGINT NOT NULL
         );
         """,

@@ -50,33 +50,61 @@ def _next_month(day: date) -> date:
     return month_start(day + timedelta(days=32 - day.day))
 
 
-def user_usage_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
-    """A subquery of billed usage matching ``f`` per user: user_id, seconds_used, sessions.
+def _per_user_days(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[date, date] | None:
+    """The days ``[first, cut)`` the per-user monthly rollups answer for ``f``, or None.
 
-    When ``f`` narrows only the dates, whole months the per-user rollup covers inside them
-    (up to the watermark, whose own month is covered up to it) are read from
-    ``rollup_user_monthly`` and the other days raw; any other filter reads raw rows.
+    Only when ``f`` narrows nothing but the dates: whole months inside them, up to the
+    watermark (whose own month the rollups cover up to it).
     """
-    where, params = where_sql(f, "usage")
-    raw = f"SELECT user_id, seconds_used, 1 AS sessions FROM tavus_usage WHERE {where}"
-    narrowed = f.persona_ids or f.session_types or f.modes or f.plan_ids or f.user_ids
-    until = None if narrowed else covered_until(cur, f)
+    if f.persona_ids or f.session_types or f.modes or f.plan_ids or f.user_ids:
+        return None
+    until = covered_until(cur, f)
     if until is None:
-        return raw, params
+        return None
     start = f.start or date.min
     first = start if start.day == 1 else _next_month(start)
-    # The rollup covers the days [first, cut): every one of them must be inside the filter.
     if f.end is None or until <= f.end + timedelta(days=1):
         cut = until
     else:
         cut = month_start(f.end + timedelta(days=1))
-    if first >= cut:
+    return (first, cut) if first < cut else None
+
+
+def user_usage_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
+    """A subquery of billed usage matching ``f`` per user: user_id, seconds_used, sessions.
+
+    The days ``_per_user_days`` allows come from ``rollup_user_monthly``, the others raw.
+    """
+    where, params = where_sql(f, "usage")
+    raw = f"SELECT user_id, seconds_used, 1 AS sessions FROM tavus_usage WHERE {where}"
+    days = _per_user_days(cur, f)
+    if days is None:
         return raw, params
+    first, cut = days
     return (
         "SELECT user_id, seconds_used, sessions FROM rollup_user_monthly "
         f"WHERE month >= ? AND month < ? UNION ALL {raw} "
         "AND NOT (usage_date >= ? AND usage_date < ?)",
         [first, cut, *params, first, cut],
+    )
+
+
+def user_session_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
+    """A subquery of sessions (any status) matching ``f`` per user: user_id, sessions.
+
+    The days ``_per_user_days`` allows come from ``rollup_user_sessions_monthly``.
+    """
+    where, params = where_sql(f, "sessions")
+    raw = f"SELECT user_id, 1 AS sessions FROM sessions WHERE {where}"
+    days = _per_user_days(cur, f)
+    if days is None:
+        return raw, params
+    first, cut = days
+    return (
+        "SELECT user_id, sessions FROM rollup_user_sessions_monthly "
+        f"WHERE month >= ? AND month < ? UNION ALL {raw} "
+        "AND NOT (created_at >= ? AND created_at < ?)",
+        [first, cut, *params, datetime.combine(first, time.min), datetime.combine(cut, time.min)],
     )
 
 
@@ -164,6 +192,13 @@ def refresh_rollups(
         "SELECT CAST(date_trunc('month', usage_date) AS DATE), user_id, sum(seconds_used), "
         "count(*) FROM tavus_usage WHERE usage_date >= ? AND usage_date < ? GROUP BY ALL",
         [first_month, until],
+    )
+    cur.execute("DELETE FROM rollup_user_sessions_monthly WHERE month >= ?", [first_month])
+    cur.execute(
+        "INSERT INTO rollup_user_sessions_monthly (month, user_id, sessions) "
+        "SELECT CAST(date_trunc('month', created_at) AS DATE), user_id, count(*) FROM sessions "
+        "WHERE created_at >= ? AND created_at < ? GROUP BY ALL",
+        [datetime.combine(first_month, time.min), datetime.combine(until, time.min)],
     )
     cur.execute("DELETE FROM rollup_sessions_daily WHERE day >= ?", [since])
     cur.execute("DELETE FROM rollup_usage_daily WHERE usage_date >= ?", [since])

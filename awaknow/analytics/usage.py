@@ -22,12 +22,12 @@ from awaknow.analytics.filters import (
     frame_of,
     like_pattern,
     to_minutes,
-    where_sql,
 )
 from awaknow.analytics.rollups import (
     classified_sql,
     session_rows,
     usage_rows,
+    user_session_rows,
     user_usage_rows,
 )
 from awaknow.errors import ValidationError
@@ -157,10 +157,8 @@ def kpis(store: Store, f: Filters = NO_FILTERS) -> Kpis:
         "coalesce(sum(sessions) FILTER (outcome = 'failure'), 0) FROM classified",
         params,
     )
-    where, params = where_sql(f, "sessions")
-    (active_users,) = one_row(
-        cur, f"SELECT count(DISTINCT user_id) FROM sessions WHERE {where}", params
-    )
+    rows, params = user_session_rows(cur, f)
+    (active_users,) = one_row(cur, f"SELECT count(DISTINCT user_id) FROM ({rows})", params)
     rows, params = usage_rows(cur, f)
     seconds, live, mock, billed, p90_seconds = one_row(cur, _billed_sql(rows), [*params, P90])
     sessions, succeeded, failed = int(sessions), int(succeeded), int(failed)
