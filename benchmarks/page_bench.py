@@ -340,12 +340,15 @@ def _figures(store: Store, month: str, repeat: int) -> None:
 
 def _page(db: Path, repeat: int) -> None:
     """The page in AppTest: a first load, then reruns with every query cache cleared."""
+    from streamlit import logger as streamlit_logger
+
+    streamlit_logger.set_log_level(logging.ERROR)  # its "no runtime" notes outside a server
     from streamlit.testing.v1 import AppTest
 
     from awaknow import ui
     from awaknow.service import shared_service
 
-    logging.getLogger("streamlit").setLevel(logging.ERROR)  # "no runtime" notes outside one
+    streamlit_logger.set_log_level(logging.ERROR)  # and for the loggers those imports made
     os.environ["AWAKNOW_DB_PATH"] = str(db)
     os.environ["AWAKNOW_ENV_FILE"] = ""
     os.environ.pop("TAVUS_API_KEY", None)
