@@ -560,3 +560,10 @@ def test_user_picker_offers_the_users_found(seeded_mock_service: AwakNowService)
     no_failure(at)
     assert offered[0] in at.multiselect(key="an_users").options  # a pick stays offered
     assert at.multiselect(key="an_users").value == [offered[0]]
+
+
+def test_query_refuses_functions_without_a_stable_name() -> None:
+    from awaknow import ui
+
+    with pytest.raises(TypeError, match="module-level function"):
+        ui.query(lambda store: store)
