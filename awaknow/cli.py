@@ -84,7 +84,7 @@ def _cmd_users_list(service: AwakNowService, args: argparse.Namespace) -> None:
 
 
 def _cmd_status(service: AwakNowService, args: argparse.Namespace) -> None:
-    status = service.status(force=args.verify)
+    status = service.status(force=args.verify).to_json()
     _emit(status, args.json, lambda: "\n".join(f"{k}: {v}" for k, v in status.items()))
 
 

@@ -634,10 +634,10 @@ def sync_conversation(service: AwakNowService, session_id: str) -> int:
     """Read a session's events through ``?verbose=true`` and ingest each; return how many were
     new. Works in mock mode too. ``TavusError`` propagates after the attempt is recorded."""
     row = service.get_session(session_id)
-    conversation_id = row["conversation_id"]
+    conversation_id = row.conversation_id
     if not conversation_id:
         return 0
-    backend = service.backend_for(row["mode"])
+    backend = service.backend_for(row.mode)
     try:
         conversation = backend.get_conversation(conversation_id, verbose=True)
     except TavusError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import secrets
+from dataclasses import dataclass
 
 import anyio
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.responses import HTMLResponse
 from awaknow.errors import AwakNowError
 from awaknow.logs import get_logger, redact
 from awaknow.service import shared_service
+from awaknow.sessions import SessionRecord
 
 log = get_logger("mock_room")
 
@@ -54,28 +56,24 @@ def _headers(nonce: str | None) -> dict[str, str]:
     }
 
 
-def _lookup(conversation_id: str) -> dict:
-    """The configured ids and the session behind this conversation (runs in a worker thread)."""
+@dataclass(frozen=True)
+class _RoomFacts:
+    """What the mock room shows: the configured ids and the session behind the conversation."""
+
+    persona_id: str
+    replica_id: str
+    session: SessionRecord | None
+
+
+def _lookup(conversation_id: str) -> _RoomFacts:
+    """Runs in a worker thread: the database read must not block the event loop."""
     service = shared_service()
     settings = service.settings
-    session = service.session_for_conversation(conversation_id)
-    found = None
-    if session is not None:
-        keys = (
-            "session_id",
-            "user_id",
-            "session_type",
-            "status",
-            "mode",
-            "started_at",
-            "max_call_duration",
-        )
-        found = {key: session[key] for key in keys}
-    return {
-        "persona_id": settings.persona_id.value or "",
-        "replica_id": settings.replica_id.value or "",
-        "session": found,
-    }
+    return _RoomFacts(
+        persona_id=settings.persona_id.value or "",
+        replica_id=settings.replica_id.value or "",
+        session=service.session_for_conversation(conversation_id),
+    )
 
 
 def _page(title: str, body: str, nonce: str | None = None, script: str = "") -> str:
@@ -175,20 +173,20 @@ async def mock_room(request: Request) -> HTMLResponse:
             status_code=503,
             headers=_headers(None),
         )
-    session = info["session"]
+    session = info.session
     esc = html.escape
     if session is None:
         status_line = "unknown to this app's database"
         extra = ""
     else:
-        status_line = _STATUS_TEXT.get(str(session["status"]), str(session["status"]))
-        started = session["started_at"]
+        status_line = _STATUS_TEXT.get(session.status, session.status)
+        started = session.started_at
         started_text = started.strftime("%Y-%m-%d %H:%M:%S") if started else "-"
         extra = (
-            f"<dt>User</dt><dd>{esc(str(session['user_id']))}</dd>"
-            f"<dt>Session type</dt><dd>{esc(str(session['session_type']))}</dd>"
+            f"<dt>User</dt><dd>{esc(session.user_id)}</dd>"
+            f"<dt>Session type</dt><dd>{esc(session.session_type)}</dd>"
             f"<dt>Started (UTC)</dt><dd>{esc(started_text)}</dd>"
-            f"<dt>Max duration</dt><dd>{esc(str(session['max_call_duration']))} s</dd>"
+            f"<dt>Max duration</dt><dd>{session.max_call_duration} s</dd>"
         )
     nonce = secrets.token_urlsafe(16)
     body = f"""
@@ -202,8 +200,8 @@ async def mock_room(request: Request) -> HTMLResponse:
       <dl>
         <dt>Conversation</dt><dd id="conversation-id">{esc(conversation_id)}</dd>
         <dt>Status</dt><dd id="session-status">{esc(status_line)}</dd>
-        <dt>Persona</dt><dd id="persona-id">{esc(info["persona_id"])}</dd>
-        <dt>Replica</dt><dd id="replica-id">{esc(info["replica_id"])}</dd>
+        <dt>Persona</dt><dd id="persona-id">{esc(info.persona_id)}</dd>
+        <dt>Replica</dt><dd id="replica-id">{esc(info.replica_id)}</dd>
         {extra}
       </dl>
     </section>

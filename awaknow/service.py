@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal
 
 from awaknow import accounts, events, sessions
 from awaknow.config import Settings, load_settings
@@ -26,6 +27,7 @@ from awaknow.errors import (
 )
 from awaknow.logs import configure_logging, get_logger
 from awaknow.mock import MockTavus
+from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient, parse_tavus_time
 
@@ -37,15 +39,47 @@ NO_KEY_REASON = (
 )
 
 
+ServiceMode = Literal["live", "mock", "unavailable"]
+
+
 @dataclass(frozen=True)
 class ModeStatus:
-    """Live or mock, and the sentence that explains it."""
+    """Live, mock or unavailable, and the sentence that explains it.
 
-    mode: str
+    ``unavailable``: a key is set, the persona check failed and ``AWAKNOW_FALLBACK=strict``
+    forbids the mock, so no session can start until the problem is fixed.
+    """
+
+    mode: ServiceMode
     reason: str
     persona: dict | None
     error: AwakNowError | None = None
     checked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What the status command and the Persona page show: the mode, and where each setting
+    came from. Never the key itself, so it can be printed or exported whole."""
+
+    mode: ServiceMode
+    reason: str
+    verified: bool
+    strict: bool
+    persona_id: str | None
+    persona_source: str
+    persona_variable: str | None
+    replica_id: str | None
+    replica_source: str
+    replica_variable: str | None
+    api_key_configured: bool
+    api_key_source: str
+    api_base_url: str | None
+    callback_url_configured: bool
+    db_path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -128,7 +162,7 @@ class AwakNowService:
             else:
                 reason = f"Persona verification failed, so sessions use the mock: {exc}"
             status = ModeStatus(
-                "error" if self.settings.strict else "mock", reason, None, exc, utcnow()
+                "unavailable" if self.settings.strict else "mock", reason, None, exc, utcnow()
             )
             log.info("persona %s not verified: %s", persona_id, exc)
             self._failed_check = (time.monotonic(), status)
@@ -142,28 +176,27 @@ class AwakNowService:
             utcnow(),
         )
 
-    def status(self, *, force: bool = False) -> dict:
+    def status(self, *, force: bool = False) -> ServiceStatus:
         """What the status command and the Persona page show; never the key."""
         mode = self.mode_status(force=force)
         s = self.settings
-        return {
-            # strict never falls back: it stays live, unverified, and refuses to start
-            "mode": "mock" if mode.mode == "mock" else "live",
-            "reason": mode.reason,
-            "verified": mode.mode == "live",
-            "strict": s.strict,
-            "persona_id": s.persona_id.value,
-            "persona_source": s.persona_id.source,
-            "persona_variable": s.persona_id.name,
-            "replica_id": s.replica_id.value,
-            "replica_source": s.replica_id.source,
-            "replica_variable": s.replica_id.name,
-            "api_key_configured": s.api_key_configured,
-            "api_key_source": s.api_key.source,
-            "api_base_url": s.api_base_url.value,
-            "callback_url_configured": s.callback_url is not None,
-            "db_path": str(self.store.path),
-        }
+        return ServiceStatus(
+            mode=mode.mode,
+            reason=mode.reason,
+            verified=mode.mode == "live",
+            strict=s.strict,
+            persona_id=s.persona_id.value,
+            persona_source=s.persona_id.source,
+            persona_variable=s.persona_id.name,
+            replica_id=s.replica_id.value,
+            replica_source=s.replica_id.source,
+            replica_variable=s.replica_id.name,
+            api_key_configured=s.api_key_configured,
+            api_key_source=s.api_key.source,
+            api_base_url=s.api_base_url.value,
+            callback_url_configured=s.callback_url is not None,
+            db_path=str(self.store.path),
+        )
 
     def _backend_for_start(self) -> tuple[TavusBackend, str, str]:
         """Pick live or mock; in strict fallback a failed verification is raised."""
@@ -171,7 +204,7 @@ class AwakNowService:
         if mode.mode == "live":
             assert self.client is not None
             return self.client, "live", mode.reason
-        if mode.mode == "error" and mode.error is not None:
+        if mode.mode == "unavailable" and mode.error is not None:
             raise mode.error
         return self._mock, "mock", mode.reason
 
@@ -301,20 +334,20 @@ class AwakNowService:
         """End the remote conversation (idempotent), then close and bill once."""
         row = self.get_session(session_id)
         ended_at = utcnow()
-        if row["status"] in ("active", "starting") and row["conversation_id"]:
-            backend = self.backend_for(row["mode"])
-            already_ended_at = self._remote_end_time(backend, row["conversation_id"])
+        if row.running and row.conversation_id:
+            backend = self.backend_for(row.mode)
+            already_ended_at = self._remote_end_time(backend, row.conversation_id)
             if already_ended_at is not None:
-                ended_at = min(ended_at, max(already_ended_at, row["started_at"]))
+                ended_at = min(ended_at, max(already_ended_at, row.billing_started_at))
             else:
                 try:
-                    backend.end_conversation(row["conversation_id"])
+                    backend.end_conversation(row.conversation_id)
                 except TavusNotFoundError:
-                    log.info("conversation %s already gone at Tavus", row["conversation_id"])
+                    log.info("conversation %s already gone at Tavus", row.conversation_id)
         bill = sessions.close_and_bill(
             self.store, session_id, ended_at=ended_at, end_source=end_source
         )
-        if row["conversation_id"] and (self.settings.callback_url is None or row["mode"] != "live"):
+        if row.conversation_id and (self.settings.callback_url is None or row.mode != "live"):
             # No callbacks will come (no public URL, or a mock call): fetch the events with
             # ?verbose=true in a daemon thread so the page does not wait.
             events.start_background_sync(self, session_id)
@@ -345,7 +378,7 @@ class AwakNowService:
             backend = self.backend_for(mode)
             if conversation_id is None:
                 row = self.get_session(session_id)
-                found = self._find_by_name(backend, row["conversation_name"])
+                found = self._find_by_name(backend, row.conversation_name)
                 if found is None:
                     sessions.mark_failed(
                         self.store,
@@ -360,8 +393,8 @@ class AwakNowService:
                     session_id,
                     conversation=found,
                     mode=mode,
-                    mode_reason=row["mode_reason"] or "",
-                    started_at=parse_tavus_time(found.get("created_at")) or row["created_at"],
+                    mode_reason=row.mode_reason or "",
+                    started_at=parse_tavus_time(found.get("created_at")) or row.created_at,
                 )
             try:
                 backend.end_conversation(conversation_id)
@@ -414,17 +447,15 @@ class AwakNowService:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def get_session(self, session_id: str) -> dict:
-        cur = self.store.cursor()
-        result = cur.execute("SELECT * FROM sessions WHERE session_id = ?", [session_id])
-        row = result.fetchone()
-        if row is None:
+    def get_session(self, session_id: str) -> SessionRecord:
+        session = sessions.read_session(self.store.cursor(), session_id)
+        if session is None:
             raise NotFoundError(
                 f"Unknown session {session_id!r}: list them with `python -m awaknow sessions`"
             )
-        return dict(zip([d[0] for d in result.description], row, strict=True))
+        return session
 
-    def session_for_conversation(self, conversation_id: str) -> dict | None:
+    def session_for_conversation(self, conversation_id: str) -> SessionRecord | None:
         """The newest session behind a Tavus (or mock) conversation id, if this app made it."""
         cur = self.store.cursor()
         row = cur.execute(
@@ -434,18 +465,18 @@ class AwakNowService:
         ).fetchone()
         return self.get_session(row[0]) if row else None
 
-    def active_session(self, user_id: str) -> dict | None:
+    def active_session(self, user_id: str) -> SessionRecord | None:
         session_id = sessions.active_session_id(self.store.cursor(), user_id)
         return self.get_session(session_id) if session_id else None
 
-    def conversation_status(self, session: dict) -> str:
+    def conversation_status(self, session: SessionRecord) -> str:
         """Ask Tavus (or the mock) whether the call still runs; 'unknown' if it cannot say."""
-        if not session.get("conversation_id"):
-            return session["status"]
+        if not session.conversation_id:
+            return session.status
         try:
-            conv = self.backend_for(session["mode"]).get_conversation(session["conversation_id"])
+            conv = self.backend_for(session.mode).get_conversation(session.conversation_id)
         except TavusError as exc:
-            log.info("status of %s unavailable: %s", session["conversation_id"], exc)
+            log.info("status of %s unavailable: %s", session.conversation_id, exc)
             return "unknown"
         return str(conv.get("status") or "unknown")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 import duckdb
 
@@ -64,6 +65,63 @@ class Reservation:
     plan_id: str
     conversation_name: str
     max_call_duration: int
+
+
+SessionMode = Literal["live", "mock"]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One row of ``sessions``, read by name: pages, the CLI and the service share this shape.
+
+    The columns are listed explicitly (``SESSION_COLUMNS``), so a migration that adds one does
+    not silently change what is read; add the field here when a page needs it.
+    """
+
+    session_id: str
+    user_id: str
+    session_type: str
+    status: str  # starting | active | completed | failed
+    mode: SessionMode
+    mode_reason: str | None
+    plan_id: str | None
+    persona_id: str
+    replica_id: str
+    conversation_id: str | None
+    conversation_name: str
+    conversation_url: str | None
+    context: str | None
+    max_call_duration: int
+    created_at: datetime
+    started_at: datetime | None
+    replica_joined_at: datetime | None
+    ended_at: datetime | None
+    end_source: str | None
+    shutdown_reason: str | None
+    error_kind: str | None
+    error_message: str | None
+    seconds_used: int | None
+    perception_analysis: str | None
+
+    @property
+    def running(self) -> bool:
+        """Starting or active: the user's slot is taken and the call may be billing."""
+        return self.status in ("starting", "active")
+
+    @property
+    def billing_started_at(self) -> datetime:
+        """Tavus's creation time, or the reservation time before Tavus answered."""
+        return self.started_at or self.created_at
+
+
+SESSION_COLUMNS = tuple(field.name for field in fields(SessionRecord))
+
+
+def read_session(cur: duckdb.DuckDBPyConnection, session_id: str) -> SessionRecord | None:
+    row = cur.execute(
+        f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = ?", [session_id]
+    ).fetchone()
+    return SessionRecord(*row) if row else None
 
 
 def conversation_name(session_type: str, session_id: str) -> str:

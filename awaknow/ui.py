@@ -18,13 +18,14 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics, events
+from awaknow import analytics
 from awaknow.chart_registry import Chart, Choice, Control, ControlValue, Slider, default_value
 from awaknow.errors import AwakNowError
 from awaknow.logs import redact
 from awaknow.mock_room import MOCK_ROOM_PATH
 from awaknow.palette import BAND_COLORS
 from awaknow.service import AwakNowService, ModeStatus, shared_service
+from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 
 ANALYTICS_TTL_SECONDS = 20
@@ -119,34 +120,28 @@ def query(
     )
 
 
-def session_events(name: str, session_id: str) -> Any:
-    """``events.<name>(store, session_id)`` (timeline, transcript, recording), cached briefly."""
-    return query(getattr(events, name), session_id)
-
-
 @st.cache_data(ttl=STATUS_TTL_SECONDS, show_spinner=False, max_entries=200)
 def _cached_conversation_status(
-    _svc: AwakNowService, db_key: str, conversation_id: str, mode: str, status: str
+    _svc: AwakNowService,
+    db_key: str,
+    conversation_id: str,
+    mode: str,
+    status: str,
+    _session: SessionRecord,
 ) -> str:
-    return _svc.conversation_status(
-        {"conversation_id": conversation_id, "mode": mode, "status": status}
-    )
+    return _svc.conversation_status(_session)
 
 
-def conversation_status(session: dict) -> str:
+def conversation_status(session: SessionRecord) -> str:
     """Tavus's (or the mock's) view of the call, asked at most once per few seconds per call.
 
     Every open tab polls, so the answer is cached by conversation id for all of them.
     """
     svc = service()
-    if not session.get("conversation_id"):
-        return str(session.get("status") or "unknown")
+    if not session.conversation_id:
+        return session.status
     return _cached_conversation_status(
-        svc,
-        _db_key(svc),
-        str(session["conversation_id"]),
-        str(session.get("mode") or "mock"),
-        str(session.get("status") or ""),
+        svc, _db_key(svc), session.conversation_id, session.mode, session.status, session
     )
 
 
@@ -298,7 +293,7 @@ def mode_badge(status: ModeStatus, where: Any = None) -> None:
         target.badge("LIVE", icon=":material/check_circle:", color="green", help=status.reason)
     elif status.mode == "mock":
         target.badge("MOCK", icon=":material/science:", color="orange", help=status.reason)
-    else:  # strict fallback and the persona check failed: nothing can start
+    else:  # unavailable: strict fallback and the persona check failed, nothing can start
         target.badge("UNAVAILABLE", icon=":material/block:", color="red", help=status.reason)
     target.caption(status.reason)
 
@@ -499,7 +494,8 @@ def call_frame(url: str, height: int = CALL_HEIGHT) -> None:
     st.iframe(url, height=height, alt="AwakNow video call")
 
 
-def fmt_seconds(seconds: float | int | None) -> str:
+def fmt_seconds_as_clock(seconds: float | int | None) -> str:
+    """A duration in seconds as m:ss (durations read better that way than 172 s)."""
     if seconds is None or pd.isna(seconds):
         return "-"
     total = round(float(seconds))
@@ -507,14 +503,14 @@ def fmt_seconds(seconds: float | int | None) -> str:
 
 
 def fmt_minutes_as_clock(minutes: float | None) -> str:
-    """Minutes as m:ss (durations read better that way than 2.87 min)."""
+    """A duration in minutes as m:ss (durations read better that way than 2.87 min)."""
     if minutes is None or pd.isna(minutes):
         return "-"
-    return fmt_seconds(float(minutes) * 60)
+    return fmt_seconds_as_clock(float(minutes) * 60)
 
 
-def fmt_minutes(seconds: float | int | None) -> str:
-    """Billed minutes with two decimals (kept as seconds, shown as minutes)."""
+def fmt_seconds_as_minutes(seconds: float | int | None) -> str:
+    """Billed seconds as minutes with two decimals (billing is kept to the second)."""
     if seconds is None or pd.isna(seconds):
         return "-"
     return f"{float(seconds) / 60:.2f}"
@@ -526,7 +522,7 @@ def fmt_time(value: datetime | None) -> str:
     return f"{pd.Timestamp(value):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def fmt_clock(value: datetime | None) -> str:
+def fmt_time_of_day(value: datetime | None) -> str:
     """HH:MM:SS of a UTC timestamp, or '-'."""
     if value is None or pd.isna(value):
         return "-"

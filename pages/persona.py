@@ -74,31 +74,31 @@ key_line = (
 config_rows = [
     (
         "Persona id",
-        f"`{status['persona_id']}`",
-        _source(status["persona_source"], status["persona_variable"]),
+        f"`{status.persona_id}`",
+        _source(status.persona_source, status.persona_variable),
     ),
     (
         "Replica id",
-        f"`{status['replica_id']}`",
-        _source(status["replica_source"], status["replica_variable"]),
+        f"`{status.replica_id}`",
+        _source(status.replica_source, status.replica_variable),
     ),
     ("API key configured", key_line, "the key itself is never shown"),
     (
         "API base URL",
-        f"`{status['api_base_url']}`",
+        f"`{status.api_base_url}`",
         _source(settings.api_base_url.source, settings.api_base_url.name),
     ),
     (
         "Fallback",
         "strict: errors are shown, no mock"
-        if status["strict"]
+        if status.strict
         else "mock: a failure falls back to a visible mock",
         _source(settings.fallback.source, settings.fallback.name),
     ),
     (
         "Callback URL",
         "configured"
-        if status["callback_url_configured"]
+        if status.callback_url_configured
         else "not configured: Tavus events arrive only by polling",
         "AWAKNOW_PUBLIC_URL + AWAKNOW_CALLBACK_SECRET",
     ),
@@ -189,8 +189,8 @@ checks.append(
         "Persona and replica exist (no 404/400)",
         not isinstance(error, TavusNotFoundError),
         "No not-found error.",
-        f"Tavus does not know persona {status['persona_id']} for this key: check "
-        f"{status['persona_variable'] or 'TAVUS_PERSONA_ID'} (it must belong to the same "
+        f"Tavus does not know persona {status.persona_id} for this key: check "
+        f"{status.persona_variable or 'TAVUS_PERSONA_ID'} (it must belong to the same "
         "Tavus account as the key).",
     )
 )
@@ -199,7 +199,7 @@ checks.append(
         "Tavus reachable",
         not isinstance(error, TavusUnreachableError | TavusServerError),
         "Tavus answered.",
-        f"No good answer from {status['api_base_url']}: check the network, a proxy or "
+        f"No good answer from {status.api_base_url}: check the network, a proxy or "
         "TAVUS_API_BASE_URL, and Tavus's status page; then press Verify now.",
     )
 )
@@ -221,13 +221,15 @@ other = isinstance(error, TavusError) and not isinstance(
 )
 if other:
     checks.append(("Other Tavus error", False, ui.error_text(error)))
-mock_always = status["mode"] == "mock"
 checks.append(
     (
         "Live mode active (mock not forced)",
-        not mock_always,
+        status.mode == "live",
         "Sessions are live calls."
-        if not mock_always
+        if status.mode == "live"
+        else "No session can start: the persona check failed and AWAKNOW_FALLBACK=strict "
+        "forbids the mock; fix the problem above, then press Verify now."
+        if status.mode == "unavailable"
         else (
             "Every session is a mock because no key is configured: set the key to go live."
             if not has_key

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics, ui
+from awaknow import analytics, events, ui
 from awaknow.errors import AwakNowError
 
 STATUSES = ("starting", "active", "completed", "failed")
@@ -70,42 +70,40 @@ if choice is None:
     st.stop()
 
 try:
-    row = svc.get_session(choice)
+    session = svc.get_session(choice)
 except AwakNowError as exc:
     ui.show_error(exc)
     st.stop()
 
 with st.container(border=True):
-    st.subheader(f"{row['user_id']} · {row['session_type']}", anchor=False)
-    mode = str(row["mode"])
+    st.subheader(f"{session.user_id} · {session.session_type}", anchor=False)
     st.markdown(
-        f":{'green' if mode == 'live' else 'orange'}-badge[{mode.upper()}] "
-        f":{'blue' if row['status'] in ('active', 'starting') else 'gray'}-badge[{row['status']}] "
-        f"Conversation `{row['conversation_id'] or '-'}` · `{row['conversation_name']}`"
+        f":{'green' if session.mode == 'live' else 'orange'}-badge[{session.mode.upper()}] "
+        f":{'blue' if session.running else 'gray'}-badge[{session.status}] "
+        f"Conversation `{session.conversation_id or '-'}` · `{session.conversation_name}`"
     )
     m = st.columns(4)
-    m[0].metric("Minutes billed", ui.fmt_minutes(row.get("seconds_used")))
-    m[1].metric("Duration", ui.fmt_seconds(row.get("seconds_used")))
-    m[2].metric("Started (UTC)", ui.fmt_clock(row.get("started_at") or row.get("created_at")))
-    m[3].metric("Ended (UTC)", ui.fmt_clock(row.get("ended_at")))
+    m[0].metric("Minutes billed", ui.fmt_seconds_as_minutes(session.seconds_used))
+    m[1].metric("Duration", ui.fmt_seconds_as_clock(session.seconds_used))
+    m[2].metric("Started (UTC)", ui.fmt_time_of_day(session.billing_started_at))
+    m[3].metric("Ended (UTC)", ui.fmt_time_of_day(session.ended_at))
     facts = {
-        "Session id": f"`{row['session_id']}`",
-        "Plan": row.get("plan_id") or "-",
-        "Persona / replica": f"`{row['persona_id']}` / `{row['replica_id']}`",
-        "Created": ui.fmt_time(row.get("created_at")),
-        "Ended by": row.get("end_source") or "-",
-        "Shutdown reason": row.get("shutdown_reason") or "-",
-        "Mode reason": row.get("mode_reason") or "-",
+        "Session id": f"`{session.session_id}`",
+        "Plan": session.plan_id or "-",
+        "Persona / replica": f"`{session.persona_id}` / `{session.replica_id}`",
+        "Created": ui.fmt_time(session.created_at),
+        "Ended by": session.end_source or "-",
+        "Shutdown reason": session.shutdown_reason or "-",
+        "Mode reason": session.mode_reason or "-",
     }
-    url = row.get("conversation_url")
-    if url:
-        facts["Conversation URL"] = f"`{url}`"
+    if session.conversation_url:
+        facts["Conversation URL"] = f"`{session.conversation_url}`"
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in facts.items()))
-    if row.get("context"):
-        st.caption(f"Context sent to Tavus: {row['context']}")
-    if row["status"] == "failed":
+    if session.context:
+        st.caption(f"Context sent to Tavus: {session.context}")
+    if session.status == "failed":
         st.error(
-            f"{row.get('error_kind') or 'Failed'}: {row.get('error_message') or 'no message'}",
+            f"{session.error_kind or 'Failed'}: {session.error_message or 'no message'}",
             icon=":material/error:",
         )
 
@@ -113,13 +111,13 @@ timeline_tab, transcript_tab, recording_tab, perception_tab = st.tabs(
     ["Timeline", "Transcript", "Recording", "Perception"]
 )
 with timeline_tab:
-    timeline = ui.session_events("session_timeline", choice)
+    timeline = ui.query(events.session_timeline, choice)
     if timeline.empty:
         st.caption("No events yet.")
     else:
         ui.table(timeline, f"timeline_{choice[:8]}", key="timeline")
 with transcript_tab:
-    transcript = ui.session_events("transcript", choice)
+    transcript = ui.query(events.transcript, choice)
     if transcript.empty:
         st.caption(
             "No transcript yet: Tavus sends it a little after the call ends (by callback, or "
@@ -134,11 +132,11 @@ with transcript_tab:
                 ):
                     when = turn.seconds_from_start
                     if when is not None and not pd.isna(when):
-                        st.caption(ui.fmt_seconds(when))
+                        st.caption(ui.fmt_seconds_as_clock(when))
                     st.text(turn.content)
         ui.csv_download(transcript, f"transcript_{choice[:8]}", key="csv_transcript")
 with recording_tab:
-    recording = ui.session_events("recording", choice)
+    recording = ui.query(events.recording, choice)
     if not recording:
         st.caption("No recording reported for this session.")
     elif recording.get("status") == "copy_failed":
@@ -150,13 +148,12 @@ with recording_tab:
     else:
         st.markdown(
             f"**Stored at:** `{recording.get('uri') or '-'}`  \n"
-            f"**Duration:** {ui.fmt_seconds(recording.get('duration'))}  \n"
+            f"**Duration:** {ui.fmt_seconds_as_clock(recording.get('duration'))}  \n"
             f"**Provider:** {recording.get('storage_provider') or '-'}  \n"
             f"**Received:** {ui.fmt_time(recording.get('received_at'))}"
         )
 with perception_tab:
-    analysis = row.get("perception_analysis")
-    if analysis:
-        st.text(str(analysis))
+    if session.perception_analysis:
+        st.text(session.perception_analysis)
     else:
         st.caption("No perception analysis for this session.")

@@ -7,7 +7,7 @@ import streamlit as st
 from awaknow import ui
 from awaknow.analytics import Filters, sessions_table
 from awaknow.errors import AwakNowError
-from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES
+from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES, SessionRecord
 from awaknow.store import utcnow
 
 SESSION_TYPE_LABELS = {
@@ -139,7 +139,7 @@ def _summary(user: str) -> None:
     with st.container(border=True):
         st.subheader(":material/task_alt: Session ended", anchor=False)
         cols = st.columns(3)
-        cols[0].metric("Duration", ui.fmt_seconds(summary["seconds"]))
+        cols[0].metric("Duration", ui.fmt_seconds_as_clock(summary["seconds"]))
         cols[1].metric("Seconds billed", f"{summary['seconds']:,}")
         cols[2].metric("Minutes billed", f"{summary['minutes']:.2f}")
         how = {
@@ -157,12 +157,14 @@ def _summary(user: str) -> None:
             st.rerun()
 
 
-def _remember_end(row: dict, seconds: int, minutes: float, newly: bool, how: str) -> None:
+def _remember_end(
+    session: SessionRecord, seconds: int, minutes: float, newly: bool, how: str
+) -> None:
     st.session_state[SUMMARY_KEY] = {
-        "user_id": row["user_id"],
-        "session_id": row["session_id"],
-        "conversation_id": row["conversation_id"],
-        "mode": row["mode"],
+        "user_id": session.user_id,
+        "session_id": session.session_id,
+        "conversation_id": session.conversation_id,
+        "mode": session.mode,
         "seconds": int(seconds),
         "minutes": float(minutes),
         "newly_billed": newly,
@@ -170,43 +172,43 @@ def _remember_end(row: dict, seconds: int, minutes: float, newly: bool, how: str
     }
 
 
-def _end(row: dict, how: str) -> None:
+def _end(session: SessionRecord, how: str) -> None:
     try:
-        ended = svc.end_session(row["session_id"], end_source="user" if how == "user" else "tavus")
+        ended = svc.end_session(session.session_id, end_source="user" if how == "user" else "tavus")
     except AwakNowError as exc:
         ui.show_error(exc)
         return
     ui.invalidate()
-    _remember_end(row, ended.seconds_used, ended.minutes_used, ended.newly_billed, how)
+    _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, how)
 
 
 @st.fragment(run_every=ui.POLL_SECONDS)
 def _live_status(session_id: str) -> None:
     """Polls the call (cached for all tabs); closes the session when Tavus says it ended."""
     try:
-        row = svc.get_session(session_id)
+        session = svc.get_session(session_id)
     except AwakNowError as exc:
         ui.show_error(exc)
         return
-    if row["status"] not in ("starting", "active"):
-        seconds = int(row.get("seconds_used") or 0)
-        _remember_end(row, seconds, round(seconds / 60, 2), False, "other")
+    if not session.running:
+        seconds = session.seconds_used or 0
+        _remember_end(session, seconds, round(seconds / 60, 2), False, "other")
         ui.invalidate()
         st.rerun(scope="app")
-    remote = ui.conversation_status(row)
+    remote = ui.conversation_status(session)
     if remote == "ended":
-        _end(row, "tavus")
+        _end(session, "tavus")
         st.rerun(scope="app")
-    started = row.get("started_at") or row["created_at"]
+    started = session.billing_started_at
     elapsed = max((utcnow() - started).total_seconds(), 0)
-    limit = int(row["max_call_duration"])
+    limit = session.max_call_duration
     cols = st.columns(3)
     cols[0].metric("Tavus status", remote)
-    cols[1].metric("Elapsed", ui.fmt_seconds(elapsed))
-    cols[2].metric("Ends by itself in", ui.fmt_seconds(max(limit - elapsed, 0)))
+    cols[1].metric("Elapsed", ui.fmt_seconds_as_clock(elapsed))
+    cols[2].metric("Ends by itself in", ui.fmt_seconds_as_clock(max(limit - elapsed, 0)))
     st.caption(
         f"Checked {utcnow():%H:%M:%S} UTC · refreshes every {ui.POLL_SECONDS} s · "
-        f"maximum {ui.fmt_seconds(limit)} "
+        f"maximum {ui.fmt_seconds_as_clock(limit)} "
         f"(until {started + timedelta(seconds=limit):%H:%M:%S} UTC)"
     )
 
@@ -239,22 +241,21 @@ with right:
                 key="end_button",
                 width="stretch",
             )
-            mode = str(active["mode"])
-            badge_color = "green" if mode == "live" else "orange"
+            badge_color = "green" if active.mode == "live" else "orange"
             st.markdown(
-                f":{badge_color}-badge[{mode.upper()}] "
-                f"Conversation `{active['conversation_id'] or 'starting...'}` · "
-                f"`{active['conversation_name']}`"
+                f":{badge_color}-badge[{active.mode.upper()}] "
+                f"Conversation `{active.conversation_id or 'starting...'}` · "
+                f"`{active.conversation_name}`"
             )
-            if mode != "live" and active.get("mode_reason"):
-                st.caption(f"Mock because: {active['mode_reason']}")
+            if active.mode != "live" and active.mode_reason:
+                st.caption(f"Mock because: {active.mode_reason}")
             if end_clicked:
                 _end(active, "user")
                 st.rerun()
-            url = ui.embeddable_url(active.get("conversation_url"))
+            url = ui.embeddable_url(active.conversation_url)
             if url:
                 ui.call_frame(url)
-            elif active["status"] == "starting":
+            elif active.status == "starting":
                 st.info("The conversation is still being created...", icon=":material/hourglass:")
             else:
                 st.warning(
@@ -262,4 +263,4 @@ with right:
                     "start a new one.",
                     icon=":material/link_off:",
                 )
-            _live_status(str(active["session_id"]))
+            _live_status(active.session_id)

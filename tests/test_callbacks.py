@@ -364,8 +364,8 @@ def test_shutdown_before_manual_end_is_billed_once_on_tavus_clock(server: AppSer
     assert (ended.seconds_used, ended.newly_billed) == (43, False)
     assert billed(server, sid) == [(43, "tavus", tavus_end)]
     row = server.service.get_session(sid)
-    assert (row["status"], row["end_source"], row["ended_at"]) == ("completed", "tavus", tavus_end)
-    assert row["shutdown_reason"] == "participant_left_timeout"
+    assert (row.status, row.end_source, row.ended_at) == ("completed", "tavus", tavus_end)
+    assert row.shutdown_reason == "participant_left_timeout"
 
 
 def test_shutdown_after_manual_end_rebills_once_on_tavus_clock(server: AppServer) -> None:
@@ -383,7 +383,7 @@ def test_shutdown_after_manual_end_rebills_once_on_tavus_clock(server: AppServer
     )
     server.post(shutdown(cid, tavus_end + timedelta(seconds=30), "max_call_duration reached"))
     assert billed(server, sid) == [(58, "tavus", tavus_end)]
-    assert server.service.get_session(sid)["shutdown_reason"] == "end_conversation_endpoint_hit"
+    assert server.service.get_session(sid).shutdown_reason == "end_conversation_endpoint_hit"
 
 
 def test_garbage_shutdown_time_never_bills_from_it(server: AppServer) -> None:
@@ -407,7 +407,7 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
         conv = server.fake.conversations[started.conversation_id]
         assert conv["callback_url"] == svc.settings.callback_url
         assert conv["callback_url"] == f"{server.base_url}{CALLBACK_PATH}?token={SECRET}"
-        wait_for(lambda: svc.get_session(started.session_id)["replica_joined_at"], timeout=10)
+        wait_for(lambda: svc.get_session(started.session_id).replica_joined_at, timeout=10)
         svc.end_session(started.session_id)
 
         def delivered() -> bool:
@@ -425,15 +425,15 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
         assert frame["processed_at"].notna().all() and frame["known_type"].all()
 
     row = svc.get_session(started.session_id)
-    assert row["shutdown_reason"] == "end_conversation_endpoint_hit"
-    assert row["perception_analysis"].startswith("## Perception analysis")
+    assert row.shutdown_reason == "end_conversation_endpoint_hit"
+    assert row.perception_analysis.startswith("## Perception analysis")
     shutdown_event = next(e for e in conv["events"] if e["event_type"] == "system.shutdown")
     created = parse_tavus_time(conv["created_at"])
     tavus_end = parse_tavus_time(shutdown_event["timestamp"])
     assert billed(server, started.session_id) == [
         (sessions.billed_seconds(created, tavus_end), "tavus", tavus_end)
     ]
-    assert row["ended_at"] == tavus_end and row["started_at"] == created
+    assert row.ended_at == tavus_end and row.started_at == created
     transcript = events.transcript(svc.store, started.session_id)
     assert len(transcript) == 5 and set(transcript["role"]) == {"user", "assistant"}
     assert any("Starting a new job on Monday" in text for text in transcript["content"])

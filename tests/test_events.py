@@ -260,7 +260,7 @@ def test_event_that_came_before_its_session_knew_it_is_linked_by_the_poller(
         started_at=utcnow(),
     )
     assert events.poll_pending(service) >= 1
-    assert service.get_session(reservation.session_id)["replica_joined_at"] == joined_at
+    assert service.get_session(reservation.session_id).replica_joined_at == joined_at
     assert one(service, "SELECT session_id FROM conversation_events") == reservation.session_id
 
 
@@ -279,7 +279,7 @@ def test_webhook_secret_is_masked_and_odd_text_is_stored(service: AwakNowService
     stored = one(service, "SELECT payload FROM conversation_events")
     assert SECRET not in stored and "token=***" in stored
     assert json.loads(stored)["properties"]["analysis"].startswith("nul \x00")
-    analysis = service.get_session(sid)["perception_analysis"]
+    analysis = service.get_session(sid).perception_analysis
     assert "\x00" in analysis and "ünïcode" in analysis and "\ud800" not in analysis
 
 
@@ -307,12 +307,12 @@ def test_shutdown_before_manual_end_bills_tavus_clock_once(service: AwakNowServi
     ended = service.end_session(sid)
     assert (ended.seconds_used, ended.newly_billed) == (43, False)
     row = service.get_session(sid)
-    assert (row["status"], row["end_source"], row["shutdown_reason"]) == (
+    assert (row.status, row.end_source, row.shutdown_reason) == (
         "completed",
         "tavus",
         "participant_left_timeout reached",
     )
-    assert row["ended_at"] == started + timedelta(seconds=42.5)
+    assert row.ended_at == started + timedelta(seconds=42.5)
     assert usage_rows(service, sid) == 1
 
 
@@ -343,7 +343,7 @@ def test_shutdown_after_manual_end_rebills_to_tavus_clock_once(service: AwakNowS
     )
     assert service.end_session(sid).seconds_used == 62
     assert bill(service, sid)[:2] == (62, "tavus") and usage_rows(service, sid) == 1
-    assert service.get_session(sid)["shutdown_reason"] == "end_conversation_endpoint_hit"
+    assert service.get_session(sid).shutdown_reason == "end_conversation_endpoint_hit"
     assert one(service, "SELECT count(*) FROM conversation_events") == 2
 
 
@@ -351,7 +351,7 @@ def test_shutdown_after_reaper_takes_tavus_time_and_reason(service: AwakNowServi
     sid, cid, started = craft_session(service, started_at=utcnow() - timedelta(seconds=1000))
     service.reap()
     assert bill(service, sid)[1] == "app"
-    assert service.get_session(sid)["shutdown_reason"] == "max_call_duration reached"
+    assert service.get_session(sid).shutdown_reason == "max_call_duration reached"
     ingest_event(
         service,
         event(
@@ -363,7 +363,7 @@ def test_shutdown_after_reaper_takes_tavus_time_and_reason(service: AwakNowServi
         "callback",
     )
     assert bill(service, sid)[:2] == (300, "tavus")
-    assert service.get_session(sid)["shutdown_reason"] == "participant_absent_timeout"
+    assert service.get_session(sid).shutdown_reason == "participant_absent_timeout"
 
 
 @pytest.mark.parametrize(
@@ -385,7 +385,7 @@ def test_shutdown_without_usable_time_closes_active_at_receipt_never_rebills(
     assert result.processed
     seconds, clock, ended_at = bill(service, active_sid)
     assert clock == "app" and before <= ended_at <= utcnow() and 99 <= seconds <= 110
-    assert service.get_session(active_sid)["end_source"] == "tavus"
+    assert service.get_session(active_sid).end_source == "tavus"
 
     billed_sid, billed_cid, _ = craft_session(service)
     first = service.end_session(billed_sid)
@@ -397,7 +397,7 @@ def test_shutdown_without_usable_time_closes_active_at_receipt_never_rebills(
         "poll",
     )
     assert bill(service, billed_sid)[:2] == (first.seconds_used, "app")
-    assert service.get_session(billed_sid)["shutdown_reason"] == "daily_room_has_been_deleted"
+    assert service.get_session(billed_sid).shutdown_reason == "daily_room_has_been_deleted"
 
 
 def test_shutdown_of_a_failed_start_bills_nothing(service: AwakNowService) -> None:
@@ -441,10 +441,10 @@ def test_out_of_order_events_reach_the_same_state(service: AwakNowService) -> No
         row = service.get_session(sid)
         return (
             bill(service, sid)[:2],
-            row["replica_joined_at"] - started,
-            row["ended_at"] - started,
-            row["shutdown_reason"],
-            row["perception_analysis"],
+            row.replica_joined_at - started,
+            row.ended_at - started,
+            row.shutdown_reason,
+            row.perception_analysis,
             len(events.transcript(service.store, sid, include_system_prompt=True)),
         )
 
@@ -599,7 +599,7 @@ def test_replica_joined_keeps_the_earliest_time(service: AwakNowService) -> None
     ingest_event(service, event(cid, "system.replica_joined", later), "callback")
     ingest_event(service, event(cid, "system.replica_joined", earlier), "poll")
     ingest_event(service, event(cid, "system.replica_joined", later + timedelta(1)), "poll")
-    assert service.get_session(sid)["replica_joined_at"] == earlier
+    assert service.get_session(sid).replica_joined_at == earlier
 
 
 def test_processing_failure_is_recorded_and_retried(
@@ -624,7 +624,7 @@ def test_processing_failure_is_recorded_and_retried(
     assert events.poll_pending(service) == 1
     row = one(service, "SELECT processed_at, process_error FROM conversation_events")
     assert row[0] is not None and row[1] is None
-    assert service.get_session(sid)["perception_analysis"] == "ok"
+    assert service.get_session(sid).perception_analysis == "ok"
     assert events.poll_pending(service) == 0
 
 
@@ -669,8 +669,8 @@ def test_mock_session_end_fetches_events_without_a_public_url(service: AwakNowSe
     )
     assert events.sync_conversation(service, started.session_id) == 0  # all duplicates
     row = service.get_session(started.session_id)
-    assert row["shutdown_reason"] == "end_conversation_endpoint_hit"
-    assert row["replica_joined_at"] == row["started_at"]
+    assert row.shutdown_reason == "end_conversation_endpoint_hit"
+    assert row.replica_joined_at == row.started_at
     seconds, clock, _ = bill(service, started.session_id)
     assert clock == "tavus" and seconds <= ended.seconds_used
     assert usage_rows(service, started.session_id) == 1
@@ -761,8 +761,8 @@ def test_live_session_without_public_url_reads_events_from_fake_tavus(tmp_path: 
             assert any("A new job on Monday" in text for text in frame["content"])
             assert frame["seconds_from_start"].notna().all()
             row = svc.get_session(started.session_id)
-            assert row["perception_analysis"].startswith("## Perception analysis")
-            assert row["replica_joined_at"] is not None
+            assert row.perception_analysis.startswith("## Perception analysis")
+            assert row.replica_joined_at is not None
             assert events.sync_conversation(svc, started.session_id) == 0
         finally:
             assert events.wait_for_background_syncs()

@@ -77,7 +77,7 @@ def _requests(fake: FakeTavus, method: str, path_prefix: str) -> list:
 def test_persona_is_verified_once_and_cached(fake: FakeTavus, tmp_path: Path) -> None:
     svc = _service(tmp_path, fake.base_url)
     status = svc.status()
-    assert status["mode"] == "live" and "verified" in status["reason"]
+    assert status.mode == "live" and "verified" in status.reason
     svc.status()
     gets = _requests(fake, "GET", "/v2/personas/p7e13c73f41f")
     assert len(gets) == 1 and gets[0].headers["x-api-key"] == KEY
@@ -118,7 +118,7 @@ def test_exact_create_body_end_and_bill_once(fake: FakeTavus, tmp_path: Path) ->
         .fetchall()
     )
     assert rows == [("live", "p7e13c73f41f", "r4317e64d25a", ended.seconds_used)]
-    created = svc.get_session(started.session_id)["started_at"]
+    created = svc.get_session(started.session_id).started_at
     tavus_created = fake.conversations[started.conversation_id]["created_at"]
     assert created.isoformat() == tavus_created.rstrip("Z"), "billing starts at Tavus's creation"
 
@@ -169,11 +169,12 @@ def test_persona_verification_faults(
     else:
         started = svc.start_session("cy", "reflect_alone")
         assert started.mode == "mock" and hint in started.mode_reason
-        assert svc.get_session(started.session_id)["mode_reason"] == started.mode_reason
+        assert svc.get_session(started.session_id).mode_reason == started.mode_reason
         assert _requests(fake, "POST", "/v2/conversations") == []
     status = svc.status()
-    assert status["mode"] == ("live" if fallback == "strict" else "mock")
-    assert hint in status["reason"] and KEY not in json.dumps(status)
+    assert status.mode == ("unavailable" if fallback == "strict" else "mock")
+    assert not status.verified
+    assert hint in status.reason and KEY not in json.dumps(status.to_json())
 
 
 @pytest.mark.parametrize(("kind", "options", "error", "hint"), CREATE_FAULTS)
@@ -181,7 +182,7 @@ def test_create_faults(
     fake: FakeTavus, tmp_path: Path, fallback: str, kind: str, options: dict, error: type, hint: str
 ) -> None:
     svc = _service(tmp_path, fake.base_url, fallback)
-    assert svc.status()["mode"] == "live"
+    assert svc.status().mode == "live"
     fake.set_fault(kind, **options)
     if fallback == "strict":
         with pytest.raises(error) as info:
@@ -204,7 +205,7 @@ def test_unreachable_tavus(tmp_path: Path, fallback: str) -> None:
         base_url = gone.base_url
     svc = _service(tmp_path, base_url, fallback)
     status = svc.status()
-    assert "Could not reach Tavus" in status["reason"]
+    assert "Could not reach Tavus" in status.reason
     if fallback == "strict":
         with pytest.raises(TavusUnreachableError):
             svc.start_session("cy", "reflect_alone")
@@ -222,7 +223,7 @@ def test_slow_tavus_within_the_timeout_still_works(fake: FakeTavus, tmp_path: Pa
 def test_transient_server_errors_on_reads_are_retried(fake: FakeTavus, tmp_path: Path) -> None:
     fake.set_fault("server_error", times=2)
     svc = _service(tmp_path, fake.base_url, "strict")
-    assert svc.status()["mode"] == "live"
+    assert svc.status().mode == "live"
     assert len(_requests(fake, "GET", "/v2/personas/")) == 3
 
 
@@ -248,7 +249,7 @@ def test_orphaned_conversations_are_ended_on_the_concurrency_limit(
 
 def test_create_that_times_out_is_reconciled_by_name(fake: FakeTavus, tmp_path: Path) -> None:
     svc = _service(tmp_path, fake.base_url, "strict", read_timeout=0.3)
-    assert svc.status()["mode"] == "live"
+    assert svc.status().mode == "live"
     fake.set_fault("latency", seconds=0.8, methods=["POST"], times=1)
     with pytest.raises(TavusUnreachableError):
         svc.start_session("cy", "reflect_alone")
@@ -259,7 +260,7 @@ def test_create_that_times_out_is_reconciled_by_name(fake: FakeTavus, tmp_path: 
     assert [r.session_id for r in reaped] == [row[0]]
     (conversation,) = fake.conversations.values()
     assert conversation["status"] == "ended"
-    assert svc.get_session(row[0])["status"] == "completed"
+    assert svc.get_session(row[0]).status == "completed"
     assert svc.store.cursor().execute("SELECT count(*) FROM tavus_usage").fetchone()[0] == 1
 
 

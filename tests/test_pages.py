@@ -249,11 +249,11 @@ def test_start_and_end_a_mock_session_through_the_widgets(
     start_button(at).click().run()
     no_failure(at)
     active = svc.active_session("staff_pro")
-    assert active is not None and active["mode"] == "mock"
-    assert active["context"] == "Talking about a hard week."
-    assert re.fullmatch(r"/mock-room/c[0-9a-f]+", active["conversation_url"])
+    assert active is not None and active.mode == "mock"
+    assert active.context == "Talking about a hard week."
+    assert re.fullmatch(r"/mock-room/c[0-9a-f]+", active.conversation_url)
     body = texts(at)
-    assert active["conversation_id"] in body and active["conversation_name"] in body
+    assert active.conversation_id in body and active.conversation_name in body
     assert "Mock because: No Tavus API key" in body
     assert len(at.get("iframe")) == 1
     assert start_button(at).disabled
@@ -265,7 +265,7 @@ def test_start_and_end_a_mock_session_through_the_widgets(
     assert "Minutes billed" in labels and re.fullmatch(r"\d+\.\d\d", labels["Minutes billed"])
     billed = (
         svc.store.cursor()
-        .execute("SELECT count(*) FROM tavus_usage WHERE session_id = ?", [active["session_id"]])
+        .execute("SELECT count(*) FROM tavus_usage WHERE session_id = ?", [active.session_id])
         .fetchone()[0]
     )
     assert billed == 1
@@ -397,7 +397,7 @@ def test_the_page_closes_a_session_that_tavus_ended(seeded_mock_service: AwakNow
     at.run()
     no_failure(at)
     assert svc.active_session("staff_pro") is None
-    assert svc.get_session(started.session_id)["status"] == "completed"
+    assert svc.get_session(started.session_id).status == "completed"
     assert "Tavus reported the call ended" in texts(at)
     assert len(at.get("iframe")) == 0
 
@@ -454,13 +454,13 @@ def test_live_mode_start_embeds_the_tavus_room(
     start_button(at).click().run()
     no_failure(at)
     active = svc.active_session("staff_pro")
-    assert active is not None and active["mode"] == "live"
-    assert active["conversation_url"].startswith("http")
+    assert active is not None and active.mode == "live"
+    assert active.conversation_url.startswith("http")
     assert len(at.get("iframe")) == 1
     assert "Mock because" not in texts(at)
     at.button(key="end_button").click().run()
     no_failure(at)
-    assert fake_tavus.conversations[active["conversation_id"]]["status"] == "ended"
+    assert fake_tavus.conversations[active.conversation_id]["status"] == "ended"
 
 
 @pytest.mark.parametrize(

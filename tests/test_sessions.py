@@ -69,7 +69,7 @@ def test_mock_session_start_and_end_bill_once(service: AwakNowService) -> None:
     assert started.mode == "mock"
     assert started.conversation_name == f"awaknow_resolve_together_{started.session_id}"
     assert started.conversation_url == f"/mock-room/{started.conversation_id}"
-    assert service.active_session("cy")["session_id"] == started.session_id
+    assert service.active_session("cy").session_id == started.session_id
     first = service.end_session(started.session_id)
     again = service.end_session(started.session_id)
     assert first.newly_billed and not again.newly_billed
@@ -77,8 +77,8 @@ def test_mock_session_start_and_end_bill_once(service: AwakNowService) -> None:
     assert _usage_rows(service, started.session_id) == 1
     assert service.active_session("cy") is None
     row = service.get_session(started.session_id)
-    assert row["status"] == "completed" and row["ended_at"] >= row["started_at"]
-    assert row["context"] == "We argue about chores"
+    assert row.status == "completed" and row.ended_at >= row.started_at
+    assert row.context == "We argue about chores"
 
 
 def test_minutes_are_seconds_over_sixty_kept_to_the_second(service: AwakNowService) -> None:
@@ -243,12 +243,12 @@ def test_unknown_user_type_and_session(service: AwakNowService) -> None:
 def test_reaper_ends_stale_sessions_at_their_maximum(service: AwakNowService) -> None:
     started = service.start_session("cy", "reflect_alone")
     row = service.get_session(started.session_id)
-    due = row["started_at"] + timedelta(seconds=row["max_call_duration"])
+    due = row.started_at + timedelta(seconds=row.max_call_duration)
     assert service.reap(now=due + timedelta(seconds=10)) == []  # inside the grace period
     ended = service.reap(now=due + timedelta(seconds=sessions.REAPER_GRACE_SECONDS + 1))
     assert [e.session_id for e in ended] == [started.session_id]
-    assert ended[0].seconds_used == row["max_call_duration"]
-    assert service.get_session(started.session_id)["end_source"] == "reaper"
+    assert ended[0].seconds_used == row.max_call_duration
+    assert service.get_session(started.session_id).end_source == "reaper"
     assert service.reap(now=due + timedelta(hours=1)) == []
 
 
