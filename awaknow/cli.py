@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from awaknow import accounts, analytics, seed
+from awaknow import accounts, analytics
 from awaknow.errors import AwakNowError, ValidationError
 from awaknow.service import AwakNowService, open_service
 from awaknow.sessions import SESSION_TYPES
@@ -49,21 +49,6 @@ def _table(rows: Sequence[Mapping[Any, Any]], columns: Sequence[str]) -> str:
 def _cmd_init(service: AwakNowService, args: argparse.Namespace) -> None:
     version = service.store.schema_version()
     print(f"database ready at {service.store.path} (schema version {version})")
-
-
-def _cmd_seed_demo(service: AwakNowService, args: argparse.Namespace) -> None:
-    if args.if_empty and not seed.is_empty(service.store):
-        print(f"{service.store.path} already has sessions: left as it is")
-        return
-    counts = seed.seed_demo(
-        service.store,
-        users=args.users,
-        days=args.days,
-        sessions=args.sessions,
-        seed=args.seed,
-        replace=args.replace,
-    )
-    print("seeded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 def _cmd_users_add(service: AwakNowService, args: argparse.Namespace) -> None:
@@ -181,12 +166,6 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _count(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}")
-    return int(value)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m awaknow", description=__doc__)
     parser.add_argument(
@@ -195,15 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("init", help="create or migrate the database").set_defaults(run=_cmd_init)
-
-    p = sub.add_parser("seed-demo", help="write deterministic demo data")
-    p.add_argument("--users", type=_positive, default=40)
-    p.add_argument("--days", type=_positive, default=90)
-    p.add_argument("--sessions", type=_count, default=3000)
-    p.add_argument("--seed", type=_count, default=7)
-    p.add_argument("--replace", action="store_true", help="replace earlier demo data")
-    p.add_argument("--if-empty", action="store_true", help="do nothing if sessions exist")
-    p.set_defaults(run=_cmd_seed_demo)
 
     users = sub.add_parser("users", help="add, list and re-plan users")
     users_sub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)

@@ -38,7 +38,7 @@ TABLE_ROW_PX = 35
 TABLE_MAX_PX = 520
 
 _MOCK_ROOM_URL = re.compile(r"^" + re.escape(MOCK_ROOM_PATH) + r"/c[0-9a-f]{6,32}$")
-SEED_HINT = "python -m awaknow seed-demo"
+SEED_HINT = "python -m devtools.seed"
 
 
 # --- errors -----------------------------------------------------------------------------------

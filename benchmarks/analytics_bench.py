@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from awaknow import analytics
 from awaknow.chart_registry import CHARTS, Chart
-from awaknow.seed import seed_demo
 from awaknow.store import Store
+from devtools.seed import seed_demo
 
 ROLLUP_TABLES = (
     "rollup_state",

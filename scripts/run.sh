@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh runtime
-.venv/bin/python -m awaknow seed-demo --if-empty
+.venv/bin/python -m devtools.seed --if-empty
 exec .venv/bin/python -m streamlit run app.py "$@"

@@ -79,8 +79,9 @@ def _seed(db_path: Path, env: dict[str, str], log: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "awaknow",
-        "seed-demo",
+        "devtools.seed",
+        "--db",
+        str(db_path),
         "--users",
         "8",
         "--days",
@@ -88,21 +89,11 @@ def _seed(db_path: Path, env: dict[str, str], log: Path) -> None:
         "--sessions",
         "300",
     ]
-    if (ROOT / "awaknow" / "cli.py").exists():
-        done = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        log.write_text(done.stdout + done.stderr)
-        assert done.returncode == 0, f"seed-demo failed: {done.stderr.strip()[-500:]}"
-        return
-    from awaknow import seed
-    from awaknow.service import open_service
-
-    service = open_service(db_path)
-    try:
-        seed.seed_demo(service.store, users=8, days=14, sessions=300)
-    finally:
-        service.close()
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    log.write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, f"seed failed: {done.stderr.strip()[-500:]}"
 
 
 def _wait_healthy(proc: subprocess.Popen, base_url: str, log: Path) -> None:

@@ -32,10 +32,10 @@ from hypothesis import strategies as st
 from awaknow import accounts, events, sessions
 from awaknow.callbacks import MAX_BODY_BYTES
 from awaknow.config import CALLBACK_PATH
-from awaknow.fake_tavus import FakeTavus
 from awaknow.service import AwakNowService, close_shared_services, shared_service
 from awaknow.store import utcnow
 from awaknow.tavus import parse_tavus_time
+from devtools.fake_tavus import FakeTavus
 from tests.conftest import craft_session, iso, wait_for
 
 SECRET = "cb-" + secrets.token_urlsafe(24)

@@ -8,9 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from awaknow import analytics, charts, seed
+from awaknow import analytics, charts
 from awaknow.chart_registry import CHARTS as CHARTS_IN_PAGE_ORDER
 from awaknow.store import Store
+from devtools import seed
 
 TODAY = date(2026, 3, 20)
 CHARTS = {spec.name: spec for spec in CHARTS_IN_PAGE_ORDER}

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from awaknow.fake_tavus import FakeTavus
+from devtools.fake_tavus import FakeTavus
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "tk_cli_secret_0123456789"
@@ -138,8 +138,6 @@ def test_expected_failures_are_one_line(cli: Cli, args: tuple[str, ...], message
     [
         ("start", "--user", "ana", "--type", "group"),
         ("usage", "--month", "2026-13"),
-        ("seed-demo", "--users", "0"),
-        ("seed-demo", "--sessions", "many"),
         ("no-such-command",),
         (),
     ],
@@ -159,13 +157,6 @@ def test_locked_database_is_said_in_one_line(cli: Cli, tmp_path: Path) -> None:
         assert "in use by another process" in cli("status", code=1).stderr
     finally:
         holder.close()
-
-
-def test_seed_demo_once_then_refuse_or_skip(cli: Cli) -> None:
-    out = cli("seed-demo", "--users", "5", "--days", "10", "--sessions", "80").stdout
-    assert out.startswith("seeded ")
-    assert "already has" in cli("seed-demo", "--sessions", "10", code=1).stderr
-    assert "left as it is" in cli("seed-demo", "--if-empty").stdout
 
 
 def test_live_mode_through_the_local_tavus_server_never_prints_the_key(

@@ -18,11 +18,11 @@ from awaknow import accounts, events, sessions
 from awaknow.config import load_settings
 from awaknow.errors import TavusError
 from awaknow.events import EventRejected, ingest_event
-from awaknow.fake_tavus import FakeTavus
 from awaknow.logs import register_secret
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import MIGRATIONS, Store, utcnow
 from awaknow.tavus import TavusClient, parse_tavus_time
+from devtools.fake_tavus import FakeTavus
 from tests.conftest import craft_session, iso, new_cid, wait_for
 
 SECRET = "cb-secret-for-event-tests"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from awaknow.fake_tavus import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID, FakeTavus
+from devtools.fake_tavus import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID, FakeTavus
 from tests.conftest import ROOT, free_port, wait_for
 
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -492,7 +492,7 @@ def test_stop_closes_kept_alive_connections() -> None:
 
 def test_cli_serves_until_terminated() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "awaknow.fake_tavus", "--port", "0", "--api-key", "cli-key"],
+        [sys.executable, "-m", "devtools.fake_tavus", "--port", "0", "--api-key", "cli-key"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -516,7 +516,7 @@ def test_cli_serves_until_terminated() -> None:
 def test_cli_reports_a_busy_port(fake: FakeTavus) -> None:
     port = fake.base_url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "awaknow.fake_tavus", "--port", port],
+        [sys.executable, "-m", "devtools.fake_tavus", "--port", port],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -25,11 +25,11 @@ from awaknow import (
     accounts,
 )
 from awaknow.config import Settings, load_settings
-from awaknow.fake_tavus import FakeTavus
 from awaknow.logs import configure_logging
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import utcnow
 from awaknow.tavus import TavusClient
+from devtools.fake_tavus import FakeTavus
 
 KEY = "tk_live_0123456789abcdef"
 

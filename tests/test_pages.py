@@ -19,13 +19,14 @@ import pytest
 from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
-from awaknow import seed, sessions
-from awaknow.fake_tavus import FakeTavus
+from awaknow import sessions
 from awaknow.logs import register_secret
 from awaknow.mock_room import MOCK_ROOM_PATH
 from awaknow.server import routes
 from awaknow.service import AwakNowService, shared_service
 from awaknow.store import utcnow
+from devtools import seed
+from devtools.fake_tavus import FakeTavus
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -286,7 +287,7 @@ def test_empty_database_has_clear_empty_states(empty_mock_service: AwakNowServic
         no_failure(at)
         body = texts(at)
         assert "No sessions yet" in body
-        assert "python -m awaknow seed-demo" in body
+        assert "python -m devtools.seed" in body
         assert not at.get("plotly_chart")
 
     for page in ("persona", "plans"):

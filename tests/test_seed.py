@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+import httpx
 import pytest
 
-from awaknow import accounts, analytics, events, seed, sessions
+from awaknow import accounts, analytics, events, sessions
 from awaknow.errors import ValidationError
 from awaknow.store import Store
+from awaknow.tavus import error_from_response
+from devtools import seed
 
+ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 3, 20)
 SMALL = {"users": 12, "days": 45, "sessions": 600, "today": TODAY}
 TABLES = (
@@ -295,3 +303,59 @@ def test_rollups_are_rebuilt_by_the_seed(
     assert analytics.kpis(store) == analytics.kpis(raw)
     seed.seed_demo(store, **SMALL, replace=True)
     assert analytics.kpis(store) == analytics.kpis(raw)
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "message", "_weight"), seed.FAILURE_ANSWERS)
+def test_failed_starts_say_what_the_tavus_client_says(
+    status: int, body: dict[str, str], kind: str, message: str, _weight: float
+) -> None:
+    """The seed copies the client's messages (it must not import the client); keep them equal."""
+    error = error_from_response(httpx.Response(status, json=body))
+    assert (type(error).__name__, str(error)) == (kind, message)
+
+
+def run_seed(db: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """``python -m devtools.seed`` as run.sh and staff run it: one line on stderr when it fails."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TAVUS_", "VITE_TAVUS_", "AWAKNOW_"))
+    }
+    env.update({"AWAKNOW_DB_PATH": str(db), "AWAKNOW_ENV_FILE": ""})
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.seed", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, (result.stdout, result.stderr)
+    if code:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("args", [("--users", "0"), ("--sessions", "many"), ("extra",)])
+def test_malformed_seed_command_lines_exit_2_with_one_line(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    run_seed(tmp_path / "cli.duckdb", *args, code=2)
+
+
+def test_seed_command_once_then_refuse_or_skip(tmp_path: Path) -> None:
+    db = tmp_path / "cli.duckdb"
+    out = run_seed(db, "--users", "5", "--days", "10", "--sessions", "80").stdout
+    assert out.startswith("seeded ")
+    assert "already has" in run_seed(db, "--sessions", "10", code=1).stderr
+    assert "left as it is" in run_seed(db, "--if-empty").stdout
+
+
+def test_seed_command_says_a_held_database_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "held.duckdb"
+    holder = duckdb.connect(str(db))
+    try:
+        assert "in use by another process" in run_seed(db, code=1).stderr
+    finally:
+        holder.close()

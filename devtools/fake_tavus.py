@@ -10,7 +10,7 @@ service (bad key, no credits, concurrency, 5xx, 429, slowness).
 The HTTP side uses only the standard library, so the fake has no moving parts of its own to
 debug; ``httpx`` posts the callbacks because AwakNow depends on it anyway.
 
-Run it with ``python -m awaknow.fake_tavus --port 8765``.
+Run it with ``python -m devtools.fake_tavus --port 8765``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import httpx
 
 from awaknow.logs import configure_logging
 
+# Under the ``awaknow`` logger, so ``--verbose`` goes through its one redacting handler.
 _log = logging.getLogger("awaknow.fake_tavus")
 
 DEFAULT_PERSONA_ID = "p7e13c73f41f"
@@ -1009,7 +1010,7 @@ def _port(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Serve a fake Tavus until Ctrl-C or SIGTERM; exit 2 when the port cannot be bound."""
     parser = argparse.ArgumentParser(
-        prog="python -m awaknow.fake_tavus",
+        prog="python -m devtools.fake_tavus",
         description="A local Tavus-compatible API. Point TAVUS_API_BASE_URL at it.",
     )
     parser.add_argument("--host", default="127.0.0.1")

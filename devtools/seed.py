@@ -13,16 +13,18 @@ only on plans that allow them, and no active sessions (the seed never holds a us
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import NoReturn
 
 import duckdb
-import httpx
 
 from awaknow import analytics
-from awaknow.config import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID
-from awaknow.errors import ValidationError
+from awaknow.config import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID, load_settings
+from awaknow.errors import AwakNowError, ValidationError
 from awaknow.events import (
     RECORDING_READY,
     REPLICA_JOINED,
@@ -30,13 +32,13 @@ from awaknow.events import (
     TRANSCRIPTION_READY,
     event_key,
 )
+from awaknow.logs import configure_logging
 from awaknow.sessions import (
     MAX_CALL_SECONDS,
     PARTICIPANT_ABSENT_TIMEOUT,
     PARTICIPANT_LEFT_TIMEOUT,
 )
 from awaknow.store import Store, one_row, scalar
-from awaknow.tavus import error_from_response
 
 MAX_SESSIONS = 20_000_000
 MAX_USERS = 1_000_000
@@ -109,19 +111,45 @@ MOCK_SHUTDOWN_REASONS: tuple[tuple[str | None, float], ...] = (
     ("max_call_duration reached", 20),
     (None, 10),
 )
-# Failed starts, with the exact message the Tavus client gives for each answer.
-_FAILURE_ANSWERS = (
-    (402, {"message": "The user is out of conversational credits"}, 10),
-    (400, {"message": "User has reached maximum concurrent conversations"}, 30),
-    (429, {"message": "Too many requests"}, 15),
-    (503, {"message": "Service Unavailable"}, 45),
+# Failed starts: the Tavus answer each stands for (status, body) and the error kind and message
+# the Tavus client gives for it, copied so the seed needs neither the client nor httpx;
+# tests/test_seed.py checks the client still says exactly this.
+FAILURE_ANSWERS: tuple[tuple[int, dict[str, str], str, str, float], ...] = (
+    (
+        402,
+        {"message": "The user is out of conversational credits"},
+        "TavusCreditsError",
+        "The Tavus account is out of conversational credits (402 The user is out of "
+        "conversational credits): add credits in the Tavus dashboard",
+        10,
+    ),
+    (
+        400,
+        {"message": "User has reached maximum concurrent conversations"},
+        "TavusConcurrencyError",
+        "Every concurrent conversation slot of the Tavus plan is in use (400 User has reached "
+        "maximum concurrent conversations): end active conversations "
+        "(python -m awaknow sessions --active) or raise the plan's limit",
+        30,
+    ),
+    (
+        429,
+        {"message": "Too many requests"},
+        "TavusRateLimitError",
+        "Tavus is rate limiting requests (429 Too many requests): wait a few seconds and try again",
+        15,
+    ),
+    (
+        503,
+        {"message": "Service Unavailable"},
+        "TavusServerError",
+        "Tavus had a server error (503 Service Unavailable): try again in a minute; if it "
+        "persists, check the Tavus status page",
+        45,
+    ),
 )
 FAILURES: tuple[tuple[str, str, float], ...] = tuple(
-    (type(err).__name__, str(err), weight)
-    for err, weight in (
-        (error_from_response(httpx.Response(status, json=body)), weight)
-        for status, body, weight in _FAILURE_ANSWERS
-    )
+    (kind, message, weight) for _, _, kind, message, weight in FAILURE_ANSWERS
 )
 
 FIRST_NAMES = (
@@ -643,3 +671,76 @@ def seed_demo(
         "transcript_rows": transcript_rows,
         "recordings": recordings,
     }
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; one line is what every command here promises."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m devtools.seed",
+        description="Write deterministic demo data into the app's database.",
+    )
+    parser.add_argument(
+        "--db", help="DuckDB file (default: AWAKNOW_DB_PATH or data/awaknow.duckdb)"
+    )
+    parser.add_argument("--users", type=_positive, default=40)
+    parser.add_argument("--days", type=_positive, default=90)
+    parser.add_argument("--sessions", type=_count, default=3000)
+    parser.add_argument("--seed", type=_count, default=7)
+    parser.add_argument("--replace", action="store_true", help="replace earlier demo data")
+    parser.add_argument("--if-empty", action="store_true", help="do nothing if sessions exist")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Seed the configured database; an expected failure is one line on stderr and status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level.value or "WARNING")
+        store = Store(args.db if args.db is not None else settings.resolved_db_path())
+    except AwakNowError as exc:
+        print(f"seed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.if_empty and not is_empty(store):
+            print(f"{store.path} already has sessions: left as it is")
+            return 0
+        counts = seed_demo(
+            store,
+            users=args.users,
+            days=args.days,
+            sessions=args.sessions,
+            seed=args.seed,
+            replace=args.replace,
+        )
+    except AwakNowError as exc:
+        print(f"seed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        store.close()
+    print("seeded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
