@@ -33,6 +33,7 @@ else:
             ],
             "Analytics": [
                 st.Page("pages/analytics.py", title="Usage analytics", icon=":material/insights:"),
+                st.Page("pages/costs.py", title="Tavus costs", icon=":material/payments:"),
             ],
             "Setup": [
                 st.Page("pages/persona.py", title="Persona and mode", icon=":material/face:"),

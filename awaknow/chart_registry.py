@@ -1,13 +1,15 @@
-"""Every chart of the analytics page, described once: its query, its figure and its controls.
+"""Every analytics chart, described once: its query, its figure and its controls.
 
-The page draws the charts in this order (two per row), the chart tests build each one from
-seeded and from empty data, and the benchmark times each query, all from ``CHARTS``. Adding a
-chart is one ``Chart`` here plus its query in ``awaknow.analytics`` and its figure in
-``awaknow.charts``. Functions are passed, never names, so "find usages" sees every caller.
+Each analytics page draws its tuple (``USAGE_CHARTS``, ``COST_CHARTS``) in order, two per
+row; the chart tests build every chart of ``CHARTS`` from seeded and from empty data, and the
+benchmark times each query. Adding a chart is one ``Chart`` here plus its query in
+``awaknow.analytics`` and its figure in ``awaknow.charts``. Functions are passed, never
+names, so "find usages" sees every caller.
 
 Controls are data (a choice, a slider, a month picker); the page turns them into widgets and
-passes their values, in order, after the filters to the query and (if ``figure_uses_controls``)
-after the frame to the figure.
+passes their values, in order, after the filters (and the account's ``Pricing`` for a
+``priced`` chart: ``Chart.arguments``) to the query and (if ``figure_uses_controls``) after
+the frame to the figure. Widget keys start with the page's prefix (``an_``, ``co_``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import plotly.graph_objects as go
 
 from awaknow import analytics, charts
 from awaknow.analytics import Filters
+from awaknow.pricing import Pricing
 from awaknow.store import Store
 
 USAGE_TOP_N = 20  # users shown against their plan's limit, most used first
@@ -71,13 +74,20 @@ def default_value(control: Control, months: Sequence[str]) -> ControlValue:
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart: ``query(store, filters, *values)`` gives its frame, ``figure`` draws it."""
+    """One chart: ``query(store, *arguments(...))`` gives its frame, ``figure`` draws it."""
 
     name: str  # widget keys and the CSV file's name start with it
     query: Callable[..., pd.DataFrame]
     figure: Callable[..., go.Figure]
     controls: tuple[Control, ...] = ()
     figure_uses_controls: bool = False
+    priced: bool = False  # the query takes the account's Pricing after the filters
+
+    def arguments(
+        self, filters: Filters, values: Sequence[ControlValue], pricing: Pricing
+    ) -> tuple[object, ...]:
+        """What ``query`` takes after the store: filters, pricing if priced, control values."""
+        return (filters, pricing, *values) if self.priced else (filters, *values)
 
     def defaults(self, months: Sequence[str]) -> tuple[ControlValue, ...]:
         """The controls' values before anyone touches them."""
@@ -97,7 +107,7 @@ def usage_vs_limit_top(store: Store, f: Filters, month: str) -> pd.DataFrame:
     return analytics.usage_vs_limit(store, month, f, USAGE_TOP_N)
 
 
-CHARTS: tuple[Chart, ...] = (
+USAGE_CHARTS: tuple[Chart, ...] = (
     Chart(
         "minutes_over_time",
         analytics.minutes_over_time,
@@ -133,3 +143,47 @@ CHARTS: tuple[Chart, ...] = (
     Chart("duration_distribution", analytics.duration_distribution, charts.duration_distribution),
     Chart("failures", analytics.failures, charts.failures),
 )
+
+COST_CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "spend_vs_budget",
+        analytics.spend_vs_budget,
+        charts.spend_vs_budget,
+        (MonthPicker("Month", "co_spend_month"),),
+        priced=True,
+    ),
+    Chart(
+        "margin_per_plan",
+        analytics.margin_per_plan,
+        charts.margin_per_plan,
+        (MonthPicker("Month", "co_margin_month"),),
+        priced=True,
+    ),
+    Chart(
+        "users_costing_more",
+        analytics.users_costing_more,
+        charts.users_costing_more,
+        (
+            MonthPicker("Month", "co_loss_month"),
+            Slider("Top users", "co_loss_top", low=5, high=50, step=5, default=10),
+        ),
+        priced=True,
+    ),
+    Chart(
+        "cost_per_user",
+        analytics.cost_per_user,
+        charts.cost_per_user,
+        (Slider("Top users", "co_top", low=5, high=50, step=5, default=10),),
+        priced=True,
+    ),
+    Chart("cost_per_plan", analytics.cost_per_plan, charts.cost_per_plan, priced=True),
+    Chart("cost_per_persona", analytics.cost_per_persona, charts.cost_per_persona, priced=True),
+    Chart(
+        "cost_per_session_type",
+        analytics.cost_per_session_type,
+        charts.cost_per_session_type,
+        priced=True,
+    ),
+)
+
+CHARTS: tuple[Chart, ...] = USAGE_CHARTS + COST_CHARTS  # every chart, for tests and tools

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from dotenv import dotenv_values
 
 from awaknow.errors import ConfigError
 from awaknow.logs import register_secret
+from awaknow.pricing import Pricing
 
 Source = Literal["env", ".env", "default"]
 
@@ -27,6 +29,10 @@ DEFAULT_API_BASE_URL = "https://tavusapi.com"
 DEFAULT_DB_PATH = "data/awaknow.duckdb"
 CALLBACK_PATH = "/api/tavus/callback"
 FALLBACKS = ("mock", "strict")
+# Examples of a Tavus plan, not Tavus's prices: set the account's own in the environment.
+DEFAULT_MINUTE_PRICE = "0.30"
+DEFAULT_INCLUDED_MINUTES = "1000"
+DEFAULT_OVERAGE_PRICE = "0.40"
 
 # Keys copied from the original app's templates: they mean "no key was configured".
 PLACEHOLDER_KEYS = frozenset(
@@ -65,6 +71,7 @@ class Settings:
     callback_secret: Setting = field(repr=False)
     fallback: Setting
     log_level: Setting
+    pricing: Pricing
 
     @property
     def api_key_configured(self) -> bool:
@@ -173,4 +180,39 @@ def load_settings(
         callback_secret=secret,
         fallback=fallback,
         log_level=pick(("AWAKNOW_LOG_LEVEL",), "WARNING"),
+        pricing=_pricing(pick),
+    )
+
+
+def _number(setting: Setting, *, whole: bool = False) -> float:
+    """A non-negative amount from a setting, or a ConfigError naming the variable."""
+    text = (setting.value or "").strip()
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = -1
+    if not value >= 0 or value == float("inf"):
+        kind = "a whole number of minutes" if whole else "an amount in USD"
+        raise ConfigError(
+            f"{setting.name} is {setting.value!r}: use {kind} of zero or more, e.g. "
+            f"{'1000' if whole else '0.30'}"
+        )
+    return value
+
+
+def _pricing(pick: Callable[[tuple[str, ...], str | None], Setting]) -> Pricing:
+    """The Tavus account's pricing: what analytics turns live minutes into money with."""
+    budget = pick(("AWAKNOW_TAVUS_MONTHLY_BUDGET",), None)
+    budget_usd = _number(budget) if budget.value else None
+    if budget_usd == 0:
+        raise ConfigError(
+            "AWAKNOW_TAVUS_MONTHLY_BUDGET is 0: set the monthly budget in USD, or leave it unset"
+        )
+    return Pricing(
+        minute_price=_number(pick(("AWAKNOW_TAVUS_MINUTE_PRICE",), DEFAULT_MINUTE_PRICE)),
+        included_minutes=int(
+            _number(pick(("AWAKNOW_TAVUS_INCLUDED_MINUTES",), DEFAULT_INCLUDED_MINUTES), whole=True)
+        ),
+        overage_price=_number(pick(("AWAKNOW_TAVUS_OVERAGE_PRICE",), DEFAULT_OVERAGE_PRICE)),
+        monthly_budget=budget_usd,
     )

@@ -1,7 +1,7 @@
 """The one palette: what keeps one colour on every chart, table and bar of the app.
 
-Live and mock, session types, outcomes, plans and the usage bands (the band itself is
-decided by ``analytics.usage_band``; this only says how each one looks). No plotly or
+Live and mock, session types, outcomes, plans, spend and margin, and the usage bands (the
+band itself is decided by ``analytics.usage_band``; this only says how each one looks). No plotly or
 Streamlit here, so the charts and the Streamlit glue both read it.
 """
 
@@ -23,5 +23,10 @@ COLORS = {
     "awaknow_free": "#90be6d",
     "awaknow_growth": "#43aa8b",
     "awaknow_pro": "#277da1",
+    "actual": "#264653",
+    "forecast": "#8d99ae",
+    "revenue": "#43aa8b",
+    "cost": "#e76f51",
+    "margin": "#277da1",
 }
 BAND_COLORS = {band: COLORS[band] for band in BANDS}

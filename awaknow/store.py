@@ -244,6 +244,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        7,
+        "live seconds in the per-user monthly rollup, for costs",
+        """
+        -- Only live minutes cost money: per user and month they price the cost figures.
+        ALTER TABLE rollup_user_monthly ADD COLUMN IF NOT EXISTS live_seconds BIGINT DEFAULT 0;
+        -- Rows rolled up before this column existed hold 0 in it: drop the watermark, so
+        -- analytics reads raw rows until the next refresh, which then rebuilds everything.
+        DELETE FROM rollup_state;
+        """,
+    ),
 )
 
 

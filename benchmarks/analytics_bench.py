@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from awaknow import analytics
 from awaknow.chart_registry import CHARTS, Chart
+from awaknow.config import load_settings
 from awaknow.store import Store
 from devtools.seed import seed_demo
 
@@ -44,14 +45,17 @@ TYPICAL_MODES = ("live",)
 TYPICAL_PLANS = ("awaknow_growth", "awaknow_pro")
 
 BenchCall = Callable[[Store, analytics.Filters, date], Any]
+PRICING = load_settings(environ={}, env_file="").pricing  # the documented example pricing
 
 
 def _chart_call(chart: Chart) -> BenchCall:
     """The chart's query as the page runs it, its controls at their defaults for ``month``."""
-    return lambda s, f, month: chart.query(s, f, *chart.defaults([f"{month:%Y-%m}"]))
+    return lambda s, f, month: chart.query(
+        s, *chart.arguments(f, chart.defaults([f"{month:%Y-%m}"]), PRICING)
+    )
 
 
-# What the Usage analytics page calls for one filter set (the registry's charts, with their
+# What the analytics pages call for one filter set (every chart of the registry, with its
 # controls at their defaults); the other pages' calls follow.
 PAGE_CALLS: tuple[tuple[str, BenchCall], ...] = (
     ("filter_options", lambda s, f, month: analytics.filter_options(s)),

@@ -5,7 +5,7 @@
 
 Prints, for one database seeded by ``seed_demo`` (reused with ``--db`` when it holds N):
 
-- the page's queries (headline figures, every chart of ``chart_registry.CHARTS`` with its
+- the page's queries (headline figures, every chart of ``chart_registry.USAGE_CHARTS`` with its
   controls at their defaults, the date bounds and the filter options) with no filter, as the
   page first shows them: ours (DuckDB, rollups refreshed as the app's chores do) against a
   pandas dashboard that read the tables into memory once and classified each session's
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from analytics_bench import MIN_USERS, SESSIONS_PER_USER, _ensure_seeded  # noqa: E402
 
 from awaknow import analytics  # noqa: E402
-from awaknow.chart_registry import CHARTS, USAGE_TOP_N  # noqa: E402
+from awaknow.chart_registry import USAGE_CHARTS, USAGE_TOP_N  # noqa: E402
 from awaknow.store import Store  # noqa: E402
 
 PAGE = ROOT / "pages" / "analytics.py"
@@ -281,7 +281,7 @@ def _same(name: str, ours: Any, baseline: Any) -> None:
 
 
 def _queries(store: Store, baseline: PandasDashboard, month: str, repeat: int) -> None:
-    charts = {chart.name: chart for chart in CHARTS}
+    charts = {chart.name: chart for chart in USAGE_CHARTS}
     defaults = {name: chart.defaults([month]) for name, chart in charts.items()}
     assert defaults["minutes_over_time"] == (GRAIN_DEFAULT,)
     assert defaults["minutes_per_user"] == (TOP_USERS_DEFAULT,)
@@ -327,7 +327,7 @@ def _queries(store: Store, baseline: PandasDashboard, month: str, repeat: int) -
 def _figures(store: Store, month: str, repeat: int) -> None:
     frames = [
         (chart, chart.query(store, analytics.NO_FILTERS, *chart.defaults([month])))
-        for chart in CHARTS
+        for chart in USAGE_CHARTS
     ]
 
     def build() -> None:
@@ -361,7 +361,7 @@ def _page(db: Path, repeat: int) -> None:
         started = time.perf_counter()
         at.run()
         first.append((time.perf_counter() - started) * 1000)
-        if at.exception or len(at.get("plotly_chart")) != len(CHARTS):
+        if at.exception or len(at.get("plotly_chart")) != len(USAGE_CHARTS):
             sys.exit(f"the page did not draw its charts: {at.exception}")
         ui.invalidate()  # a filter change: no query result is cached
         started = time.perf_counter()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from awaknow import analytics, ui
-from awaknow.chart_registry import CHARTS
+from awaknow.chart_registry import USAGE_CHARTS
 
 svc = ui.service()
 st.title("Usage analytics")
@@ -43,7 +43,7 @@ st.caption(
 )
 
 months = ui.months_between(*bounds)
-for row in range(0, len(CHARTS), 2):
-    for column, spec in zip(st.columns(2, gap="medium"), CHARTS[row : row + 2], strict=False):
+for row in range(0, len(USAGE_CHARTS), 2):
+    for column, spec in zip(st.columns(2, gap="medium"), USAGE_CHARTS[row : row + 2], strict=False):
         with column:
             ui.chart_card(spec, filters, months)

@@ -10,6 +10,8 @@ import pytest
 
 from awaknow import analytics, charts
 from awaknow.chart_registry import CHARTS as CHARTS_IN_PAGE_ORDER
+from awaknow.chart_registry import COST_CHARTS, USAGE_CHARTS
+from awaknow.pricing import Pricing
 from awaknow.store import Store
 from devtools import seed
 
@@ -17,6 +19,7 @@ TODAY = date(2026, 3, 20)
 CHARTS = {spec.name: spec for spec in CHARTS_IN_PAGE_ORDER}
 MONTHS = [f"{TODAY:%Y-%m}"]  # the seed's last month: the month picker's default
 NOTHING = analytics.Filters(user_ids=("nobody",))
+PRICING = Pricing(minute_price=0.3, included_minutes=100, overage_price=0.4, monthly_budget=150)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def _frame(store: Store, name: str, f: analytics.Filters) -> pd.DataFrame:
     """The chart's frame as the page queries it, its controls at their defaults."""
     spec = CHARTS[name]
-    return spec.query(store, f, *spec.defaults(MONTHS))
+    return spec.query(store, *spec.arguments(f, spec.defaults(MONTHS), PRICING))
 
 
 def _draw(name: str, frame: pd.DataFrame) -> go.Figure:
@@ -57,8 +60,8 @@ def test_chart_from_seeded_data(store: Store, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CHARTS))
 def test_chart_from_empty_frame(store: Store, name: str) -> None:
     frame = _frame(store, name, NOTHING)
-    if name == "usage_vs_limit":
-        frame = frame.iloc[0:0]  # users without usage are listed, so empty it by hand
+    if name in ("usage_vs_limit", "spend_vs_budget", "margin_per_plan"):
+        frame = frame.iloc[0:0]  # account-wide or every plan listed, so empty it by hand
     assert frame.empty
     fig = _draw(name, frame)
     assert isinstance(fig, go.Figure)
@@ -110,7 +113,9 @@ def test_registry_names_and_widget_keys_are_unique() -> None:
     names = [spec.name for spec in CHARTS_IN_PAGE_ORDER]
     keys = [control.key for spec in CHARTS_IN_PAGE_ORDER for control in spec.controls]
     assert len(set(names)) == len(names) and len(set(keys)) == len(keys)
-    assert all(key.startswith("an_") for key in keys)  # the analytics page's own widgets
+    for page_charts, prefix in ((USAGE_CHARTS, "an_"), (COST_CHARTS, "co_")):
+        page_keys = [control.key for spec in page_charts for control in spec.controls]
+        assert all(key.startswith(prefix) for key in page_keys)  # each page's own widgets
 
 
 def test_controls_reach_query_and_file_name(store: Store) -> None:
@@ -134,3 +139,18 @@ def test_one_band_rule_for_sql_and_python(store: Store) -> None:
         "red",
         "red",
     ]
+
+
+def test_spend_chart_marks_80_and_100_percent_of_the_budget(store: Store) -> None:
+    frame = _frame(store, "spend_vs_budget", analytics.NO_FILTERS)
+    fig = charts.spend_vs_budget(frame)
+    levels = sorted(s.y0 for s in fig.layout.shapes if s.type == "line")
+    assert levels == [0.8 * 150, 150]
+    assert any("80%" in text for text in _texts(fig))
+    unbudgeted = charts.spend_vs_budget(frame.assign(budget_usd=None))
+    assert not unbudgeted.layout.shapes and "no budget" in unbudgeted.layout.title.text
+
+
+def test_margin_chart_has_revenue_cost_and_margin(store: Store) -> None:
+    fig = charts.margin_per_plan(_frame(store, "margin_per_plan", analytics.NO_FILTERS))
+    assert [trace.name for trace in fig.data] == ["revenue", "Tavus cost", "margin"]

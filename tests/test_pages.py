@@ -27,7 +27,7 @@ from awaknow.service import AwakNowService, shared_service
 from awaknow.store import utcnow
 from devtools import seed
 from devtools.fake_tavus import FakeTavus
-from tests.conftest import ROOT
+from tests.conftest import ROOT, craft_session
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 60
@@ -35,6 +35,7 @@ PAGES = {
     "start": "pages/start_session.py",
     "sessions": "pages/sessions.py",
     "analytics": "pages/analytics.py",
+    "costs": "pages/costs.py",
     "persona": "pages/persona.py",
     "plans": "pages/plans.py",
 }
@@ -148,6 +149,49 @@ def test_analytics_page_draws_charts_and_kpis(seeded_mock_service: AwakNowServic
     at.multiselect(key="an_users").set_value(["staff_pro"]).run()
     no_failure(at)
     assert "No sessions match these filters" in texts(at)
+
+
+def test_costs_page_draws_spend_breakdowns_and_margin(
+    seeded_mock_service: AwakNowService,
+) -> None:
+    from awaknow.chart_registry import COST_CHARTS
+
+    at = app_on("costs")
+    no_failure(at)
+    assert len(at.get("plotly_chart")) == len(COST_CHARTS)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Budget used"] == "no budget"
+    assert labels["Forecast to month end"].startswith("$")
+    body = texts(at)
+    assert "Forecast: the live minutes billed so far this month" in body
+    assert "mock minutes" in body and "cost nothing" in body
+    assert len(at.get("download_button")) >= len(COST_CHARTS)
+
+
+@pytest.mark.parametrize(
+    ("budget", "alert"),
+    [("0.25", "Over budget: $"), ("0.35", "Budget nearly spent: $"), ("1000", None)],
+    ids=["over", "nearly", "within"],
+)
+def test_costs_page_alerts_past_80_and_100_percent_of_the_budget(
+    mock_mode_env: Path, monkeypatch: pytest.MonkeyPatch, budget: str, alert: str | None
+) -> None:
+    """One live minute this month at the example price ($0.30 a minute): $0.30 is 120 % of a
+    $0.25 budget, 86 % of $0.35."""
+    monkeypatch.setenv("AWAKNOW_TAVUS_MONTHLY_BUDGET", budget)
+    svc = shared_service()
+    started = utcnow() - timedelta(seconds=60)
+    session_id, _, _ = craft_session(svc, mode="live", started_at=started)
+    sessions.close_and_bill(
+        svc.store, session_id, ended_at=started + timedelta(seconds=60), end_source="user"
+    )
+    at = app_on("costs")
+    assert not at.exception
+    shown = [e.value for e in (*at.error, *at.warning)]
+    if alert is None:
+        assert shown == []
+    else:
+        assert len(shown) == 1 and shown[0].startswith(alert), shown
 
 
 def test_sessions_page_table_and_detail(seeded_mock_service: AwakNowService) -> None:
@@ -282,7 +326,7 @@ def test_empty_database_has_clear_empty_states(empty_mock_service: AwakNowServic
     no_failure(at)
     assert "No users yet" in texts(at)
 
-    for page in ("analytics", "sessions"):
+    for page in ("analytics", "costs", "sessions"):
         at.switch_page(PAGES[page]).run()
         no_failure(at)
         body = texts(at)

@@ -3,7 +3,8 @@
 The SQL lives in this package and nowhere else: ``filters`` (what a person picked, as bound
 SQL conditions), ``rollups`` (where rows come from, and keeping the daily rollups current),
 ``usage`` (headline figures and the charts' queries), ``limits`` (usage against plan
-limits and the one rule for usage bands) and ``tables`` (the sessions drill-down). Callers
+limits and the one rule for usage bands), ``costs`` (Tavus spend, forecast, budget and
+margins) and ``tables`` (the sessions drill-down). Callers
 import from ``awaknow.analytics``; the chart registry (``awaknow.chart_registry``) says
 which query feeds which chart.
 
@@ -28,6 +29,10 @@ Definitions (the only place they are made):
 - *Dates* are UTC days of the session's start: ``tavus_usage.usage_date`` for minutes,
   ``sessions.created_at`` for session counts (the two differ only for a session created in
   the last seconds before midnight). ``Filters.start``/``end`` are inclusive.
+- *Cost*: live minutes priced with the account's ``Pricing`` (``awaknow.pricing``: included
+  minutes of a calendar month at the minute price, the rest at the overage price); mock
+  minutes cost nothing. A part of a month (a user, a persona) costs its live seconds times
+  the whole account's average price per live second in that month.
 - *Usage against the plan* is per calendar month, like the limit itself: every billed minute
   of the month counts, whatever its mode, persona or session type.
 
@@ -44,9 +49,22 @@ nothing on the write path has to know about rollups, and a session that ends aft
 is counted at once (its day is past the watermark). A filter on users always reads raw rows
 (the daily rollups have no user). Per-user figures (``minutes_per_user``, usage against the
 plan) read a third rollup, billed seconds per user and month (migration 6), for the whole
-months inside their date range, when nothing but dates narrows them.
+months inside their date range, when nothing but dates narrows them; it also holds the live
+seconds (migration 7) that price the per-user costs.
 """
 
+from awaknow.analytics.costs import (
+    FORECAST_METHOD,
+    Spend,
+    cost_per_persona,
+    cost_per_plan,
+    cost_per_session_type,
+    cost_per_user,
+    margin_per_plan,
+    month_spend,
+    spend_vs_budget,
+    users_costing_more,
+)
 from awaknow.analytics.filters import (
     DEFAULT_BIN_MINUTES,
     DEFAULT_TOP_USERS,
@@ -94,6 +112,7 @@ __all__ = [
     "DEFAULT_TOP_USERS",
     "DEFAULT_USER_MATCHES",
     "ERROR_SHUTDOWN_GROUPS",
+    "FORECAST_METHOD",
     "GRAINS",
     "NOT_REPORTED",
     "NO_FILTERS",
@@ -102,16 +121,23 @@ __all__ = [
     "SETTLE_DAYS",
     "Filters",
     "Kpis",
+    "Spend",
+    "cost_per_persona",
+    "cost_per_plan",
+    "cost_per_session_type",
+    "cost_per_user",
     "date_bounds",
     "duration_distribution",
     "failures",
     "filter_options",
     "find_users",
     "kpis",
+    "margin_per_plan",
     "minutes_over_time",
     "minutes_per_persona",
     "minutes_per_session_type",
     "minutes_per_user",
+    "month_spend",
     "monthly_usage",
     "outcomes",
     "parse_month",
@@ -119,7 +145,9 @@ __all__ = [
     "sessions_per_day_by_type",
     "sessions_table",
     "shutdown_reasons",
+    "spend_vs_budget",
     "usage_band",
     "usage_vs_limit",
+    "users_costing_more",
     "users_overview",
 ]

@@ -89,6 +89,30 @@ def user_usage_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, li
     )
 
 
+def user_month_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
+    """A subquery of billed usage matching ``f`` per user and month: month (its first day),
+    user_id, live_seconds (the seconds that cost money), seconds_used, sessions.
+
+    The days ``_per_user_days`` allows come from ``rollup_user_monthly``, the others raw.
+    """
+    where, params = where_sql(f, "usage")
+    raw = (
+        "SELECT CAST(date_trunc('month', usage_date) AS DATE) AS month, user_id, "
+        "CASE WHEN mode = 'live' THEN seconds_used ELSE 0 END AS live_seconds, seconds_used, "
+        f"1 AS sessions FROM tavus_usage WHERE {where}"
+    )
+    days = _per_user_days(cur, f)
+    if days is None:
+        return raw, params
+    first, cut = days
+    return (
+        "SELECT month, user_id, live_seconds, seconds_used, sessions FROM rollup_user_monthly "
+        f"WHERE month >= ? AND month < ? UNION ALL {raw} "
+        "AND NOT (usage_date >= ? AND usage_date < ?)",
+        [first, cut, *params, first, cut],
+    )
+
+
 def user_session_rows(cur: duckdb.DuckDBPyConnection, f: Filters) -> tuple[str, list[Any]]:
     """A subquery of sessions (any status) matching ``f`` per user: user_id, sessions.
 
@@ -188,9 +212,10 @@ def refresh_rollups(
     first_month = month_start(since)
     cur.execute("DELETE FROM rollup_user_monthly WHERE month >= ?", [first_month])
     cur.execute(
-        "INSERT INTO rollup_user_monthly (month, user_id, seconds_used, sessions) "
+        "INSERT INTO rollup_user_monthly (month, user_id, seconds_used, sessions, live_seconds) "
         "SELECT CAST(date_trunc('month', usage_date) AS DATE), user_id, sum(seconds_used), "
-        "count(*) FROM tavus_usage WHERE usage_date >= ? AND usage_date < ? GROUP BY ALL",
+        "count(*), coalesce(sum(seconds_used) FILTER (mode = 'live'), 0) FROM tavus_usage "
+        "WHERE usage_date >= ? AND usage_date < ? GROUP BY ALL",
         [first_month, until],
     )
     cur.execute("DELETE FROM rollup_user_sessions_monthly WHERE month >= ?", [first_month])
