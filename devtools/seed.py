@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn
 
@@ -43,6 +44,9 @@ from awaknow.store import Store, one_row, scalar
 MAX_SESSIONS = 20_000_000
 MAX_USERS = 1_000_000
 MAX_DAYS = 3660
+# DuckDB's memory while seeding (its default is 80 % of RAM): ten million sessions fit in it by
+# spilling their per-month sort to disk.
+SEED_MEMORY_LIMIT = "1GB"
 
 DEMO_USER_PREFIX = "demo_user_"
 # Staff get one untouched user per plan, so they can start a session right after seeding.
@@ -276,10 +280,14 @@ _PLAN_ACTIVITY = " ".join(
     f"WHEN {_literal(plan)} THEN {weight}" for plan, weight in PLAN_ACTIVITY.items()
 )
 
-# One statement from range() to rows: pick a user by activity-weighted slot, draw every
-# attribute from hashes, hand each session that would take a user past their monthly target to
-# a user on the roomiest plan (the cheap way to keep usage under the limits of the small
-# plans), then derive ids and timestamps. Ordered by time, as real appends would be.
+# One statement from range() to rows, run once per calendar month of the window (the months
+# in order, so the table ends up in time order, as real appends would leave it): pick a user by
+# activity-weighted slot, draw every attribute from hashes, hand each session that would take a
+# user past their monthly target to a user on the roomiest plan (the cheap way to keep usage
+# under the limits of the small plans), then derive ids and timestamps. A month is a unit
+# because the target is monthly: its rows depend on no other month, so the months give the same
+# rows as one statement over the window, while the window function and the sort only ever hold
+# one month.
 SESSIONS_SQL = f"""
 INSERT INTO sessions BY NAME
 WITH subscribed AS (
@@ -309,12 +317,19 @@ picks AS (
     SELECT user_id, plan_id, group_sessions, budget_seconds, roomy, first_slot + j AS slot
     FROM (SELECT *, unnest(range(weight)) AS j FROM slots)
 ),
+dated AS (
+    -- density grows linearly towards today, like a product that is picking up
+    SELECT i, $window_start + CAST(least($days - 1, floor($days * sqrt({_uniform("i", "day")})))
+            AS INTEGER) AS day
+    FROM range($sessions) r(i)
+),
 numbered AS (
-    SELECT i, CAST({_hash("i", "user")} % total.slots AS BIGINT) AS slot,
+    SELECT i, day, CAST({_hash("i", "user")} % total.slots AS BIGINT) AS slot,
         CAST({_hash("i", "roomy")} % nullif(total.roomy, 0) AS BIGINT) AS roomy_slot
-    FROM range($sessions) r(i),
+    FROM dated,
         (SELECT CAST(sum(weight) AS BIGINT) AS slots, count(*) FILTER (roomy) AS roomy
          FROM demo) total
+    WHERE day >= $chunk_start AND day < $chunk_end
 ),
 drawn AS (
     SELECT i, roomy_slot, p.user_id, p.plan_id, p.budget_seconds, p.roomy,
@@ -323,9 +338,7 @@ drawn AS (
         CASE WHEN {_uniform("i", "mode")} < {MOCK_SHARE!r} THEN 'mock' ELSE 'live' END AS mode,
         CASE WHEN {_uniform("i", "persona")} < {SECOND_PERSONA_SHARE!r}
              THEN $second_persona ELSE $persona END AS persona_id,
-        -- density grows linearly towards today, like a product that is picking up
-        $window_start + CAST(least($days - 1, floor($days * sqrt({_uniform("i", "day")})))
-            AS INTEGER) AS day,
+        day,
         {_between("i", "time", (FIRST_HOUR * 3600, (FIRST_HOUR + ACTIVE_HOURS) * 3600 - 1))}
             AS time_of_day
     FROM numbered JOIN picks p USING (slot)
@@ -450,6 +463,30 @@ FROM new_users n JOIN plans p USING (plan_id)
 """,
     "DROP TABLE new_users",
 )
+
+
+def _months(first: date, end: date) -> list[tuple[date, date]]:
+    """The calendar months from ``first`` up to ``end`` (exclusive), clipped to that range."""
+    chunks = []
+    while first < end:
+        next_month = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+        chunks.append((first, min(next_month, end)))
+        first = next_month
+    return chunks
+
+
+@contextmanager
+def _memory_limit(cur: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """Cap DuckDB's memory while seeding, so its sorts spill to disk instead of growing.
+
+    The setting belongs to the whole database; AwakNow sets none, so DuckDB's default comes
+    back afterwards.
+    """
+    cur.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        cur.execute("RESET memory_limit")
 
 
 def is_empty(store: Store) -> bool:
@@ -618,7 +655,7 @@ def seed_demo(
     """
     today = _validate(users, days, sessions, today)
     window_start = today - timedelta(days=days)
-    with store.transaction() as cur:
+    with _memory_limit(store.cursor(), SEED_MEMORY_LIMIT), store.transaction() as cur:
         _check_target(cur, replace)
         if replace:
             _delete_owned(cur)
@@ -635,22 +672,25 @@ def seed_demo(
         }
         for statement in USERS_SQL:
             cur.execute(statement, user_params if "$" in statement else None)
-        cur.execute(
-            SESSIONS_SQL,
-            {
-                "seed": seed,
-                "sessions": sessions,
-                "days": days,
-                "window_start": window_start,
-                "persona": DEFAULT_PERSONA_ID,
-                "second_persona": SECOND_PERSONA_ID,
-                "replica": DEFAULT_REPLICA_ID,
-                "live_reason": LIVE_REASON,
-                "mock_reason": MOCK_REASON,
-                "live_room": LIVE_ROOM_URL,
-                "mock_room": MOCK_ROOM_URL,
-            },
-        )
+        for chunk_start, chunk_end in _months(window_start, today):
+            cur.execute(
+                SESSIONS_SQL,
+                {
+                    "seed": seed,
+                    "sessions": sessions,
+                    "days": days,
+                    "window_start": window_start,
+                    "chunk_start": chunk_start,
+                    "chunk_end": chunk_end,
+                    "persona": DEFAULT_PERSONA_ID,
+                    "second_persona": SECOND_PERSONA_ID,
+                    "replica": DEFAULT_REPLICA_ID,
+                    "live_reason": LIVE_REASON,
+                    "mock_reason": MOCK_REASON,
+                    "live_room": LIVE_ROOM_URL,
+                    "mock_room": MOCK_ROOM_URL,
+                },
+            )
         cur.execute(USAGE_SQL)
         events, transcript_rows, recordings = _detail_rows(cur)
         # The seed rewrites old days, which an incremental refresh would leave alone.

@@ -359,3 +359,22 @@ def test_seed_command_says_a_held_database_in_one_line(tmp_path: Path) -> None:
         assert "in use by another process" in run_seed(db, code=1).stderr
     finally:
         holder.close()
+
+
+def test_months_seeded_apart_are_stored_in_time_order(seeded: tuple[Store, dict[str, int]]) -> None:
+    """The months are generated one by one; the table must still read in time order."""
+    store, _ = seeded
+    months = scalar(store, "SELECT count(DISTINCT date_trunc('month', created_at)) FROM sessions")
+    backwards = scalar(
+        store,
+        "SELECT count(*) FROM (SELECT created_at < lag(created_at) OVER (ORDER BY rowid) AS back "
+        "FROM sessions) WHERE back",
+    )
+    assert months >= 2 and backwards == 0
+
+
+def test_seed_gives_back_duckdbs_memory_limit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "limit.duckdb")
+    before = scalar(store, "SELECT current_setting('memory_limit')")
+    seed.seed_demo(store, **SMALL)
+    assert scalar(store, "SELECT current_setting('memory_limit')") == before
