@@ -57,7 +57,9 @@ def _subscribe(cur: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> None
     now = utcnow()
     cur.execute("DELETE FROM user_subscriptions WHERE user_id = ?", [user_id])
     cur.execute(
-        "INSERT INTO user_subscriptions VALUES (?, ?, 'active', 'calendar_month', ?, ?, ?, ?, ?)",
+        "INSERT INTO user_subscriptions (user_id, plan_id, status, period, "
+        "tavus_minutes_limit, solo_sessions_per_day, group_sessions, started_at, updated_at) "
+        "VALUES (?, ?, 'active', 'calendar_month', ?, ?, ?, ?, ?)",
         [
             user_id,
             plan.plan_id,
@@ -77,7 +79,7 @@ def add_user(store: Store, user_id: str, plan_id: str, display_name: str | None 
         if cur.execute("SELECT 1 FROM users WHERE user_id = ?", [user_id]).fetchone():
             raise ValidationError(f"User {user_id!r} already exists: change the plan instead")
         cur.execute(
-            "INSERT INTO users VALUES (?, ?, ?)",
+            "INSERT INTO users (user_id, display_name, created_at) VALUES (?, ?, ?)",
             [user_id, (display_name or "").strip() or None, utcnow()],
         )
         _subscribe(cur, user_id, plan)

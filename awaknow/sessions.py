@@ -242,7 +242,10 @@ def reserve(
                 raise ParallelSessionError(
                     f"User {user_id} already has an active session ({existing}): end it first"
                 )
-            cur.execute("INSERT INTO active_sessions VALUES (?, ?, ?)", [user_id, session_id, now])
+            cur.execute(
+                "INSERT INTO active_sessions (user_id, session_id, reserved_at) VALUES (?, ?, ?)",
+                [user_id, session_id, now],
+            )
             allow = allowance(cur, user_id, now)
             max_seconds = check_allowed(allow, session_type)
             name = conversation_name(session_type, session_id)
@@ -438,9 +441,11 @@ def _close_and_bill_once(
         )
         # The bill copies the session's dimensions so analytics never needs a join.
         cur.execute(
-            "INSERT INTO tavus_usage SELECT session_id, user_id, plan_id, persona_id, "
-            "replica_id, session_type, mode, conversation_id, ?, ?, ?, ?, ?, ?, ? "
-            "FROM sessions WHERE session_id = ?",
+            "INSERT INTO tavus_usage (session_id, user_id, plan_id, persona_id, replica_id, "
+            "session_type, mode, conversation_id, started_at, ended_at, seconds_used, "
+            "minutes_used, usage_date, clock, billed_at) "
+            "SELECT session_id, user_id, plan_id, persona_id, replica_id, session_type, mode, "
+            "conversation_id, ?, ?, ?, ?, ?, ?, ? FROM sessions WHERE session_id = ?",
             [
                 started_at,
                 ended_at,

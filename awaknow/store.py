@@ -26,7 +26,8 @@ log = get_logger("store")
 T = TypeVar("T")
 
 PLANS_SQL = """
-INSERT INTO plans VALUES
+INSERT INTO plans (plan_id, name, price_usd, minutes_per_month, solo_sessions_per_day,
+    group_sessions) VALUES
     ('awaknow_free', 'Free', 0.00, 25, 1, false),
     ('awaknow_growth', 'Reflect+', 9.99, 100, NULL, false),
     ('awaknow_pro', 'Resolve Together', 19.99, 15000, NULL, true)
@@ -366,7 +367,8 @@ class Store:
                 with self.transaction() as tx:
                     tx.execute(sql)
                     tx.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, ?)",
+                        "INSERT INTO schema_version (version, description, applied_at) "
+                        "VALUES (?, ?, ?)",
                         [version, description, utcnow()],
                     )
                 log.info("applied migration %s: %s", version, description)
