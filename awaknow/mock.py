@@ -17,6 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from awaknow.tavus import ClosedOnExit, check_id
+from awaknow.tavus_names import (
+    REPLICA_JOINED,
+    SHUTDOWN,
+    SHUTDOWN_BY_END_ENDPOINT,
+    SHUTDOWN_BY_MAX_DURATION,
+    TRANSCRIPTION_READY,
+    format_tavus_time,
+    message_type_of,
+)
 
 MOCK_PERSONA_NAME = "AwakNow Companion (mock)"
 MOCK_SYSTEM_PROMPT = (
@@ -30,17 +39,10 @@ _MOCK_TURNS = (
     ("user", "[mock] Mostly that I never seem to finish anything."),
     ("assistant", "[mock] Let's pick one small thing you could finish today."),
 )
-_SHUTDOWN_BY_ENDPOINT = "end_conversation_endpoint_hit"
-_SHUTDOWN_BY_DURATION = "max_call_duration reached"
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    """Tavus's timestamp shape: ISO-8601 UTC with microseconds and ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -64,8 +66,8 @@ class _Conversation:
             "callback_url": None,
             "persona_id": self.persona_id,
             "replica_id": self.replica_id,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.ended_at or self.created_at),
+            "created_at": format_tavus_time(self.created_at),
+            "updated_at": format_tavus_time(self.ended_at or self.created_at),
         }
 
 
@@ -108,7 +110,7 @@ class MockTavus(ClosedOnExit):
         ``force`` is accepted for interface parity; there is no cache to refresh.
         """
         check_id("persona", persona_id)
-        stamp = _iso(self._created_at)
+        stamp = format_tavus_time(self._created_at)
         return {
             "persona_id": persona_id,
             "persona_name": MOCK_PERSONA_NAME,
@@ -145,7 +147,7 @@ class MockTavus(ClosedOnExit):
             created_at=now,
             max_call_duration=float(duration) if isinstance(duration, int | float) else None,
         )
-        conversation.events.append(_event(conversation, "system.replica_joined", "system", now, {}))
+        conversation.events.append(_event(conversation, REPLICA_JOINED, now, {}))
         with self._lock:
             self._conversations[conversation_id] = conversation
             return conversation.public()
@@ -189,7 +191,7 @@ class MockTavus(ClosedOnExit):
                 return
             self._expire(conversation)
             if conversation.ended_at is None:
-                self._finish(conversation, self._clock(), _SHUTDOWN_BY_ENDPOINT)
+                self._finish(conversation, self._clock(), SHUTDOWN_BY_END_ENDPOINT)
 
     def find_conversation_by_name(
         self, conversation_name: str, *, status: str | None = None
@@ -221,19 +223,18 @@ class MockTavus(ClosedOnExit):
             return
         deadline = conversation.created_at + timedelta(seconds=conversation.max_call_duration)
         if self._clock() >= deadline:
-            self._finish(conversation, deadline, _SHUTDOWN_BY_DURATION)
+            self._finish(conversation, deadline, SHUTDOWN_BY_MAX_DURATION)
 
     def _finish(self, conversation: _Conversation, when: datetime, reason: str) -> None:
         """Record the end and the events Tavus sends after it (no recording in mock mode)."""
         conversation.ended_at = when
         conversation.events.append(
-            _event(conversation, "system.shutdown", "system", when, {"shutdown_reason": reason})
+            _event(conversation, SHUTDOWN, when, {"shutdown_reason": reason})
         )
         conversation.events.append(
             _event(
                 conversation,
-                "application.transcription_ready",
-                "application",
+                TRANSCRIPTION_READY,
                 when,
                 {"transcript": _transcript(conversation.created_at, when)},
             )
@@ -243,7 +244,6 @@ class MockTavus(ClosedOnExit):
 def _event(
     conversation: _Conversation,
     event_type: str,
-    message_type: str,
     when: datetime,
     properties: dict[str, Any],
 ) -> dict[str, Any]:
@@ -251,8 +251,8 @@ def _event(
     return {
         "conversation_id": conversation.conversation_id,
         "event_type": event_type,
-        "message_type": message_type,
-        "timestamp": _iso(when),
+        "message_type": message_type_of(event_type),
+        "timestamp": format_tavus_time(when),
         "properties": {"replica_id": conversation.replica_id, **properties},
     }
 

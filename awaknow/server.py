@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 from starlette.routing import BaseRoute, Route
 
-from awaknow import analytics, events
-from awaknow.callbacks import tavus_callback
+from awaknow import analytics
 from awaknow.config import CALLBACK_PATH
 from awaknow.logs import get_logger
 from awaknow.mock_room import MOCK_ROOM_PATH, mock_room
 from awaknow.service import shared_service
+from awaknow.webhooks import tavus_callback
 
 log = get_logger("server")
 
@@ -42,7 +42,7 @@ def _reap() -> int:
 
 def _poll_events() -> int:
     """Fetch Tavus events that no callback delivered; retry failed processing."""
-    return events.poll_pending(shared_service())
+    return shared_service().poll_events()
 
 
 def _refresh_rollups() -> int:

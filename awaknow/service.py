@@ -29,7 +29,8 @@ from awaknow.logs import configure_logging, get_logger
 from awaknow.mock import MockTavus
 from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
-from awaknow.tavus import TavusBackend, TavusClient, parse_tavus_time
+from awaknow.tavus import TavusBackend, TavusClient
+from awaknow.tavus_names import SHUTDOWN_BY_MAX_DURATION, parse_tavus_time
 
 log = get_logger("service")
 
@@ -350,7 +351,7 @@ class AwakNowService:
         if row.conversation_id and (self.settings.callback_url is None or row.mode != "live"):
             # No callbacks will come (no public URL, or a mock call): fetch the events with
             # ?verbose=true in a daemon thread so the page does not wait.
-            events.start_background_sync(self, session_id)
+            events.start_background_sync(self.store, self.backend_for, session_id)
         return EndedSession(
             bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
         )
@@ -369,6 +370,17 @@ class AwakNowService:
         if conversation.get("status") != "ended":
             return None
         return parse_tavus_time(conversation.get("updated_at"))
+
+    def poll_events(self, *, max_age_hours: float = 24, now: datetime | None = None) -> int:
+        """One pass of the event poller (see ``events.poll_pending``) with this app's backends;
+        live sessions get a grace period for their callbacks when a public URL is set."""
+        return events.poll_pending(
+            self.store,
+            self.backend_for,
+            callbacks_configured=self.settings.callback_url is not None,
+            max_age_hours=max_age_hours,
+            now=now,
+        )
 
     def reap(self, now: datetime | None = None) -> list[EndedSession]:
         """End sessions past max duration plus grace; reconcile stuck and timed-out starts."""
@@ -410,7 +422,7 @@ class AwakNowService:
                 session_id,
                 ended_at=min(now, due),
                 end_source="reaper",
-                shutdown_reason="max_call_duration reached",
+                shutdown_reason=SHUTDOWN_BY_MAX_DURATION,
             )
             ended.append(
                 EndedSession(

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import threading
 import time
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -125,31 +123,6 @@ class ClosedOnExit:
 
     def close(self) -> None:
         raise NotImplementedError
-
-
-def parse_tavus_time(value: object) -> datetime | None:
-    """A Tavus timestamp as naive UTC (every TIMESTAMP column's convention), or None.
-
-    Conversation and envelope timestamps are ISO-8601 (``2025-09-10T00:35:24.310570Z``); a
-    Unix epoch number is tolerated too. A time without zone is taken as UTC.
-    """
-    try:
-        if isinstance(value, str) and value.strip():
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value) or not 0 < value < 32503680000:  # before year 3000
-                return None
-            parsed = datetime.fromtimestamp(value, UTC)
-        else:
-            return None
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
-    if parsed.tzinfo is not None:
-        try:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-        except (ValueError, OverflowError):
-            return None
-    return parsed
 
 
 def check_id(kind: str, value: str) -> str:

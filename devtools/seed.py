@@ -26,13 +26,7 @@ import duckdb
 from awaknow import analytics
 from awaknow.config import DEFAULT_PERSONA_ID, DEFAULT_REPLICA_ID, load_settings
 from awaknow.errors import AwakNowError, ValidationError
-from awaknow.events import (
-    RECORDING_READY,
-    REPLICA_JOINED,
-    SHUTDOWN,
-    TRANSCRIPTION_READY,
-    event_key,
-)
+from awaknow.events import event_key
 from awaknow.logs import configure_logging
 from awaknow.sessions import (
     MAX_CALL_SECONDS,
@@ -40,6 +34,12 @@ from awaknow.sessions import (
     PARTICIPANT_LEFT_TIMEOUT,
 )
 from awaknow.store import Store, one_row, scalar
+from awaknow.tavus_names import (
+    RECORDING_READY,
+    REPLICA_JOINED,
+    SHUTDOWN,
+    TRANSCRIPTION_READY,
+)
 
 MAX_SESSIONS = 20_000_000
 MAX_USERS = 1_000_000
@@ -549,7 +549,7 @@ def _delete_owned(cur: duckdb.DuckDBPyConnection) -> None:
 def _detail_rows(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     """Callback events, a transcript and a recording for the newest live demo sessions.
 
-    Stored as the callback route stores them (raw envelope, ``events.event_key`` identity,
+    Stored as the webhook route stores them (raw envelope, ``events.event_key`` identity,
     already processed), so the session detail page has something to show.
     """
     sessions = cur.execute(

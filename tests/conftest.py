@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from awaknow import accounts, sessions
 from awaknow.service import AwakNowService, close_shared_services
-from awaknow.store import utcnow
+from awaknow.store import Store, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,3 +134,37 @@ def craft_session(
         started_at=started_at,
     )
     return reservation.session_id, cid, started_at
+
+
+# Every stored Tavus event of a conversation, raw payload included (secret masked): what the
+# event tests assert on. The product reads events through the timeline instead.
+STORED_EVENT_COLUMNS = [
+    "received_at",
+    "event_timestamp",
+    "event_type",
+    "message_type",
+    "source",
+    "known_type",
+    "session_id",
+    "processed_at",
+    "process_error",
+    "attempts",
+    "event_key",
+    "payload",
+]
+
+
+def stored_events(store: Store, conversation_id: str) -> pd.DataFrame:
+    """The rows of ``conversation_events`` for one conversation, oldest first."""
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT received_at, event_timestamp, event_type, message_type, source, known_type, "
+            "session_id, processed_at, process_error, coalesce(attempts, 0) AS attempts, "
+            "event_key, payload FROM conversation_events WHERE conversation_id = ? "
+            "ORDER BY coalesce(event_timestamp, received_at), received_at",
+            [conversation_id],
+        )
+        .df()
+    )
+    return frame[STORED_EVENT_COLUMNS]

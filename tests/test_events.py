@@ -1,6 +1,6 @@
 """Tavus events without HTTP: identity, processing, billing order, polling and the read helpers.
 
-The callback route over real loopback HTTP is in ``test_callbacks.py``; here the service is
+The webhook route over real loopback HTTP is in ``test_webhooks.py``; here the service is
 opened on a temporary database and ``ingest_event`` is called directly.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,21 @@ from awaknow import accounts, events, sessions
 from awaknow.config import load_settings
 from awaknow.errors import TavusError
 from awaknow.events import EventRejected, ingest_event
+from awaknow.events.registry import transcript_rows
 from awaknow.logs import register_secret
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import MIGRATIONS, Store, utcnow
-from awaknow.tavus import TavusClient, parse_tavus_time
+from awaknow.tavus import TavusClient
+from awaknow.tavus_names import PERCEPTION_ANALYSIS, REPLICA_JOINED, parse_tavus_time
 from devtools.fake_tavus import FakeTavus
-from tests.conftest import craft_session, iso, new_cid, wait_for
+from tests.conftest import (
+    STORED_EVENT_COLUMNS,
+    craft_session,
+    iso,
+    new_cid,
+    stored_events,
+    wait_for,
+)
 
 SECRET = "cb-secret-for-event-tests"
 KNOWN_REASONS = {
@@ -151,7 +161,6 @@ def test_event_times_are_parsed_or_refused(value: Any, expected: datetime | None
 def test_shutdown_reason_groups_match_the_sql_macro(service: AwakNowService) -> None:
     cur = service.store.cursor()
     for reason, group in [*KNOWN_REASONS.items(), (None, None), ("", None)]:
-        assert events.normalize_shutdown_reason(reason) == group, reason
         assert cur.execute("SELECT shutdown_reason_group(?)", [reason]).fetchone()[0] == group
 
 
@@ -183,7 +192,7 @@ def test_duplicate_delivery_changes_nothing(service: AwakNowService) -> None:
         started + timedelta(seconds=42.5),
         shutdown_reason="participant_left_timeout reached",
     )
-    first = ingest_event(service, payload, "callback")
+    first = ingest_event(service.store, payload, "callback")
     assert (first.status, first.session_id, first.known_type, first.processed) == (
         "stored",
         sid,
@@ -194,8 +203,8 @@ def test_duplicate_delivery_changes_nothing(service: AwakNowService) -> None:
         service, "SELECT * FROM conversation_events WHERE event_key = ?", [first.event_key]
     )
     billed = bill(service, sid)
-    again = ingest_event(service, payload, "callback")
-    polled = ingest_event(service, dict(payload, webhook_url=None), "poll")
+    again = ingest_event(service.store, payload, "callback")
+    polled = ingest_event(service.store, dict(payload, webhook_url=None), "poll")
     assert again.status == polled.status == "duplicate"
     assert again.event_key == polled.event_key == first.event_key
     assert one(service, "SELECT count(*) FROM conversation_events") == 1
@@ -210,9 +219,13 @@ def test_unknown_type_and_unknown_conversation_are_stored_and_flagged(
     service: AwakNowService,
 ) -> None:
     sid, cid, _ = craft_session(service)
-    odd = ingest_event(service, event(cid, "conversation.utterance", utcnow(), x=1), "callback")
+    odd = ingest_event(
+        service.store, event(cid, "conversation.utterance", utcnow(), x=1), "callback"
+    )
     assert odd.stored and not odd.known_type and odd.session_id == sid and odd.processed
-    stranger = ingest_event(service, event(new_cid(), "system.shutdown", utcnow()), "callback")
+    stranger = ingest_event(
+        service.store, event(new_cid(), "system.shutdown", utcnow()), "callback"
+    )
     assert stranger.stored and stranger.known_type and stranger.session_id is None
     assert not stranger.processed
     rows = (
@@ -249,7 +262,7 @@ def test_event_that_came_before_its_session_knew_it_is_linked_by_the_poller(
     )
     cid = new_cid()
     joined_at = utcnow().replace(microsecond=0)
-    result = ingest_event(service, event(cid, "system.replica_joined", joined_at), "callback")
+    result = ingest_event(service.store, event(cid, "system.replica_joined", joined_at), "callback")
     assert result.session_id is None and not result.processed
     sessions.mark_active(
         service.store,
@@ -259,7 +272,7 @@ def test_event_that_came_before_its_session_knew_it_is_linked_by_the_poller(
         mode_reason="t",
         started_at=utcnow(),
     )
-    assert events.poll_pending(service) >= 1
+    assert service.poll_events() >= 1
     assert service.get_session(reservation.session_id).replica_joined_at == joined_at
     assert one(service, "SELECT session_id FROM conversation_events") == reservation.session_id
 
@@ -274,7 +287,7 @@ def test_webhook_secret_is_masked_and_odd_text_is_stored(service: AwakNowService
         analysis="nul \x00 and lone surrogate \ud800 and ünïcode",
     )
     payload["webhook_url"] = f"https://x.example/api/tavus/callback?token={SECRET}"
-    result = ingest_event(service, payload, "callback")
+    result = ingest_event(service.store, payload, "callback")
     assert result.processed
     stored = one(service, "SELECT payload FROM conversation_events")
     assert SECRET not in stored and "token=***" in stored
@@ -285,7 +298,7 @@ def test_webhook_secret_is_masked_and_odd_text_is_stored(service: AwakNowService
 
 def test_bad_source_is_a_programming_error(service: AwakNowService) -> None:
     with pytest.raises(ValueError, match="source"):
-        ingest_event(service, event("c1", "x", None), "email")
+        ingest_event(service.store, event("c1", "x", None), "email")
 
 
 # --- shutdown and billing ---------------------------------------------------------------------
@@ -294,7 +307,7 @@ def test_bad_source_is_a_programming_error(service: AwakNowService) -> None:
 def test_shutdown_before_manual_end_bills_tavus_clock_once(service: AwakNowService) -> None:
     sid, cid, started = craft_session(service)
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "system.shutdown",
@@ -320,7 +333,7 @@ def test_shutdown_after_manual_end_rebills_to_tavus_clock_once(service: AwakNowS
     sid, cid, started = craft_session(service)
     assert service.end_session(sid).seconds_used >= 100  # the app's clock first
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "system.shutdown",
@@ -332,7 +345,7 @@ def test_shutdown_after_manual_end_rebills_to_tavus_clock_once(service: AwakNowS
     assert bill(service, sid)[:2] == (62, "tavus")
     # A second, different shutdown and a later manual End change nothing.
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "system.shutdown",
@@ -353,7 +366,7 @@ def test_shutdown_after_reaper_takes_tavus_time_and_reason(service: AwakNowServi
     assert bill(service, sid)[1] == "app"
     assert service.get_session(sid).shutdown_reason == "max_call_duration reached"
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "system.shutdown",
@@ -376,7 +389,7 @@ def test_shutdown_without_usable_time_closes_active_at_receipt_never_rebills(
     active_sid, active_cid, _ = craft_session(service)
     before = utcnow()
     result = ingest_event(
-        service,
+        service.store,
         event(
             active_cid, "system.shutdown", bad_time, shutdown_reason="daily_room_has_been_deleted"
         ),
@@ -390,7 +403,7 @@ def test_shutdown_without_usable_time_closes_active_at_receipt_never_rebills(
     billed_sid, billed_cid, _ = craft_session(service)
     first = service.end_session(billed_sid)
     ingest_event(
-        service,
+        service.store,
         event(
             billed_cid, "system.shutdown", bad_time, shutdown_reason="daily_room_has_been_deleted"
         ),
@@ -404,7 +417,7 @@ def test_shutdown_of_a_failed_start_bills_nothing(service: AwakNowService) -> No
     sid, cid, started = craft_session(service)
     sessions.mark_failed(service.store, sid, error_kind="X", error_message="boom")
     result = ingest_event(
-        service, event(cid, "system.shutdown", started + timedelta(seconds=5)), "callback"
+        service.store, event(cid, "system.shutdown", started + timedelta(seconds=5)), "callback"
     )
     assert result.processed and usage_rows(service, sid) == 0
 
@@ -437,7 +450,7 @@ def test_out_of_order_events_reach_the_same_state(service: AwakNowService) -> No
         ]
         received = started + timedelta(seconds=50)
         for index in order:
-            ingest_event(service, payloads[index], "callback", received_at=received)
+            ingest_event(service.store, payloads[index], "callback", received_at=received)
         row = service.get_session(sid)
         return (
             bill(service, sid)[:2],
@@ -479,7 +492,7 @@ def test_transcript_rows_with_missing_fields(service: AwakNowService) -> None:
         42,
     ]
     ingest_event(
-        service,
+        service.store,
         event(cid, "application.transcription_ready", utcnow(), transcript=entries),
         "callback",
     )
@@ -511,7 +524,7 @@ def test_transcript_rows_with_missing_fields(service: AwakNowService) -> None:
 def test_non_list_transcripts_are_tolerated(service: AwakNowService, shape: Any) -> None:
     _, cid, _ = craft_session(service)
     result = ingest_event(
-        service,
+        service.store,
         event(cid, "application.transcription_ready", utcnow(), transcript=shape),
         "callback",
     )
@@ -524,10 +537,12 @@ def test_a_later_shorter_transcript_replaces_the_first(service: AwakNowService) 
     sid, cid, _ = craft_session(service)
     long = [{"role": "user", "content": str(n)} for n in range(5)]
     ingest_event(
-        service, event(cid, "application.transcription_ready", "t1", transcript=long), "callback"
+        service.store,
+        event(cid, "application.transcription_ready", "t1", transcript=long),
+        "callback",
     )
     ingest_event(
-        service,
+        service.store,
         event(cid, "application.transcription_ready", "t2", transcript=long[:2]),
         "callback",
     )
@@ -538,7 +553,7 @@ def test_recording_ready_and_copy_failed(service: AwakNowService) -> None:
     sid, cid, _ = craft_session(service)
     assert events.recording(service.store, sid) is None
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "application.recording_copy_failed",
@@ -554,7 +569,7 @@ def test_recording_ready_and_copy_failed(service: AwakNowService) -> None:
     failed = events.recording(service.store, sid)
     assert failed["status"] == "copy_failed" and failed["error_code"] == "AccessDenied"
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "application.recording_ready",
@@ -578,7 +593,7 @@ def test_recording_ready_and_copy_failed(service: AwakNowService) -> None:
     # Older payloads without provider or URI still give a usable URI.
     sid2, cid2, _ = craft_session(service)
     ingest_event(
-        service,
+        service.store,
         event(
             cid2,
             "application.recording_ready",
@@ -596,9 +611,9 @@ def test_recording_ready_and_copy_failed(service: AwakNowService) -> None:
 def test_replica_joined_keeps_the_earliest_time(service: AwakNowService) -> None:
     sid, cid, started = craft_session(service)
     later, earlier = started + timedelta(seconds=9), started + timedelta(seconds=2)
-    ingest_event(service, event(cid, "system.replica_joined", later), "callback")
-    ingest_event(service, event(cid, "system.replica_joined", earlier), "poll")
-    ingest_event(service, event(cid, "system.replica_joined", later + timedelta(1)), "poll")
+    ingest_event(service.store, event(cid, "system.replica_joined", later), "callback")
+    ingest_event(service.store, event(cid, "system.replica_joined", earlier), "poll")
+    ingest_event(service.store, event(cid, "system.replica_joined", later + timedelta(1)), "poll")
     assert service.get_session(sid).replica_joined_at == earlier
 
 
@@ -606,26 +621,26 @@ def test_processing_failure_is_recorded_and_retried(
     service: AwakNowService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sid, cid, _ = craft_session(service)
-    original = events._HANDLERS[events.PERCEPTION_ANALYSIS]
+    original = events.EVENT_TYPES[PERCEPTION_ANALYSIS]
 
-    def broken(*args: Any) -> None:
+    def broken(event: events.EventContext) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(events._HANDLERS, events.PERCEPTION_ANALYSIS, broken)
+    monkeypatch.setitem(events.EVENT_TYPES, PERCEPTION_ANALYSIS, replace(original, apply=broken))
     payload = event(cid, "application.perception_analysis", utcnow(), analysis="ok")
-    result = ingest_event(service, payload, "callback")
+    result = ingest_event(service.store, payload, "callback")
     assert result.stored and not result.processed and "disk on fire" in result.error
     row = one(service, "SELECT processed_at, process_error, attempts FROM conversation_events")
     assert row[0] is None and "disk on fire" in row[1] and row[2] == 1
-    assert events.poll_pending(service) == 0  # still broken: attempts counted
+    assert service.poll_events() == 0  # still broken: attempts counted
     assert one(service, "SELECT attempts FROM conversation_events") == 2
 
-    monkeypatch.setitem(events._HANDLERS, events.PERCEPTION_ANALYSIS, original)
-    assert events.poll_pending(service) == 1
+    monkeypatch.setitem(events.EVENT_TYPES, PERCEPTION_ANALYSIS, original)
+    assert service.poll_events() == 1
     row = one(service, "SELECT processed_at, process_error FROM conversation_events")
     assert row[0] is not None and row[1] is None
     assert service.get_session(sid).perception_analysis == "ok"
-    assert events.poll_pending(service) == 0
+    assert service.poll_events() == 0
 
 
 def test_a_duplicate_retries_failed_processing(
@@ -634,17 +649,18 @@ def test_a_duplicate_retries_failed_processing(
     _, cid, _ = craft_session(service)
     calls = []
 
-    def flaky(store: Store, session_id: str, *args: Any) -> None:
-        calls.append(session_id)
+    def flaky(event: events.EventContext) -> None:
+        calls.append(event.session_id)
         if len(calls) == 1:
             raise RuntimeError("once")
 
-    monkeypatch.setitem(events._HANDLERS, events.REPLICA_JOINED, flaky)
+    joined = events.EVENT_TYPES[REPLICA_JOINED]
+    monkeypatch.setitem(events.EVENT_TYPES, REPLICA_JOINED, replace(joined, apply=flaky))
     payload = event(cid, "system.replica_joined", utcnow())
-    assert not ingest_event(service, payload, "callback").processed
-    again = ingest_event(service, payload, "callback")
+    assert not ingest_event(service.store, payload, "callback").processed
+    again = ingest_event(service.store, payload, "callback")
     assert again.status == "duplicate" and again.processed
-    assert ingest_event(service, payload, "callback").processed and len(calls) == 2
+    assert ingest_event(service.store, payload, "callback").processed and len(calls) == 2
 
 
 # --- polling ----------------------------------------------------------------------------------
@@ -667,14 +683,16 @@ def test_mock_session_end_fetches_events_without_a_public_url(service: AwakNowSe
             == 3
         )
     )
-    assert events.sync_conversation(service, started.session_id) == 0  # all duplicates
+    assert (
+        events.sync_conversation(service.store, service.backend_for, started.session_id) == 0
+    )  # all duplicates
     row = service.get_session(started.session_id)
     assert row.shutdown_reason == "end_conversation_endpoint_hit"
     assert row.replica_joined_at == row.started_at
     seconds, clock, _ = bill(service, started.session_id)
     assert clock == "tavus" and seconds <= ended.seconds_used
     assert usage_rows(service, started.session_id) == 1
-    sources = set(events.events_for(service.store, started.conversation_id)["source"])
+    sources = set(stored_events(service.store, started.conversation_id)["source"])
     assert sources == {"poll"}
 
 
@@ -690,20 +708,20 @@ def test_poll_pending_backs_off_and_respects_the_callback_grace(tmp_path: Path) 
         for sid in (live_sid, mock_sid):
             sessions.close_and_bill(svc.store, sid, ended_at=utcnow(), end_source="user")
         now = utcnow() + timedelta(seconds=1)
-        events.poll_pending(svc, now=now)
+        svc.poll_events(now=now)
 
         def polls(cid: str) -> int | None:
             return one(svc, "SELECT polls FROM conversation_polls WHERE conversation_id = ?", [cid])
 
         assert polls(mock_cid) == 1  # mock: no callbacks will come, poll at once
         assert polls(live_cid) is None  # live with a public URL: callbacks get a grace period
-        events.poll_pending(svc, now=now + timedelta(seconds=30))
+        svc.poll_events(now=now + timedelta(seconds=30))
         assert (polls(mock_cid), polls(live_cid)) == (1, None)  # backing off; grace
         # Without a key the "live" session reads through the mock, which does not know it:
         # no events, so both stay pending and are polled again later.
-        events.poll_pending(svc, now=now + timedelta(seconds=events.CALLBACK_GRACE_SECONDS + 1))
+        svc.poll_events(now=now + timedelta(seconds=events.CALLBACK_GRACE_SECONDS + 1))
         assert (polls(mock_cid), polls(live_cid)) == (2, 1)
-        events.poll_pending(svc, now=now + timedelta(hours=30))
+        svc.poll_events(now=now + timedelta(hours=30))
         assert polls(mock_cid) == 2, "older than a day: left alone"
     finally:
         assert events.wait_for_background_syncs()
@@ -713,14 +731,14 @@ def test_poll_pending_backs_off_and_respects_the_callback_grace(tmp_path: Path) 
 def test_poll_due_schedule() -> None:
     now = datetime(2026, 1, 1, 12)
     ended = now - timedelta(seconds=10)
-    assert events._poll_due(now, ended, None, None, expects_callbacks=False)
-    assert not events._poll_due(now, ended, None, None, expects_callbacks=True)
+    assert events.poll_due(now, ended, None, None, expects_callbacks=False)
+    assert not events.poll_due(now, ended, None, None, expects_callbacks=True)
     last = now - timedelta(seconds=59)
-    assert not events._poll_due(now, ended, 1, last, False)
-    assert events._poll_due(now, ended, 1, now - timedelta(seconds=60), False)
-    assert not events._poll_due(now, ended, 3, now - timedelta(seconds=200), False)
-    assert events._poll_due(now, ended, 3, now - timedelta(seconds=240), False)
-    assert events._poll_due(now, ended, 40, now - timedelta(seconds=3600), False)
+    assert not events.poll_due(now, ended, 1, last, False)
+    assert events.poll_due(now, ended, 1, now - timedelta(seconds=60), False)
+    assert not events.poll_due(now, ended, 3, now - timedelta(seconds=200), False)
+    assert events.poll_due(now, ended, 3, now - timedelta(seconds=240), False)
+    assert events.poll_due(now, ended, 40, now - timedelta(seconds=3600), False)
 
 
 def test_live_session_without_public_url_reads_events_from_fake_tavus(tmp_path: Path) -> None:
@@ -763,7 +781,7 @@ def test_live_session_without_public_url_reads_events_from_fake_tavus(tmp_path: 
             row = svc.get_session(started.session_id)
             assert row.perception_analysis.startswith("## Perception analysis")
             assert row.replica_joined_at is not None
-            assert events.sync_conversation(svc, started.session_id) == 0
+            assert events.sync_conversation(svc.store, svc.backend_for, started.session_id) == 0
         finally:
             assert events.wait_for_background_syncs()
             svc.close()
@@ -786,10 +804,10 @@ def test_sync_of_unreachable_tavus_is_recorded_and_raised(tmp_path: Path) -> Non
             sid, _, _ = craft_session(svc, mode="live")
             fake.set_fault("server_error", status=503)
             with pytest.raises(TavusError):
-                events.sync_conversation(svc, sid)
+                events.sync_conversation(svc.store, svc.backend_for, sid)
             row = one(svc, "SELECT polls, last_error FROM conversation_polls")
             assert row[0] == 1 and row[1]
-            events.sync_in_background(svc, sid)  # logs, never raises
+            events.sync_in_background(svc.store, svc.backend_for, sid)  # logs, never raises
         finally:
             assert events.wait_for_background_syncs()
             svc.close()
@@ -801,14 +819,14 @@ def test_sync_of_unreachable_tavus_is_recorded_and_raised(tmp_path: Path) -> Non
 def test_timeline_has_milestones_and_events_in_order(service: AwakNowService) -> None:
     sid, cid, started = craft_session(service)
     ingest_event(
-        service,
+        service.store,
         event(
             cid, "system.replica_joined", started + timedelta(seconds=2), replica_id="r4317e64d25a"
         ),
         "callback",
     )
     ingest_event(
-        service,
+        service.store,
         event(
             cid,
             "system.shutdown",
@@ -817,7 +835,7 @@ def test_timeline_has_milestones_and_events_in_order(service: AwakNowService) ->
         ),
         "callback",
     )
-    ingest_event(service, event(cid, "vendor.new_thing", "not a time"), "callback")
+    ingest_event(service.store, event(cid, "vendor.new_thing", "not a time"), "callback")
     frame = events.session_timeline(service.store, sid)
     assert list(frame.columns) == events.TIMELINE_COLUMNS
     assert frame["time"].is_monotonic_increasing
@@ -841,19 +859,17 @@ def test_timeline_has_milestones_and_events_in_order(service: AwakNowService) ->
     assert events.session_timeline(service.store, "nope").empty
 
 
-def test_events_for_lists_raw_events(service: AwakNowService) -> None:
+def test_stored_events_keep_the_raw_payload(service: AwakNowService) -> None:
     _, cid, _ = craft_session(service)
-    assert events.events_for(service.store, cid).empty
-    ingest_event(service, event(cid, "system.replica_joined", utcnow()), "callback")
-    frame = events.events_for(service.store, cid)
-    assert list(frame.columns) == events.EVENT_COLUMNS and len(frame) == 1
+    assert stored_events(service.store, cid).empty
+    ingest_event(service.store, event(cid, "system.replica_joined", utcnow()), "callback")
+    frame = stored_events(service.store, cid)
+    assert list(frame.columns) == STORED_EVENT_COLUMNS and len(frame) == 1
     assert json.loads(frame["payload"].iloc[0])["event_type"] == "system.replica_joined"
     assert frame["processed_at"].notna().all() and (frame["attempts"] == 0).all()
 
 
 def test_utc_epoch_transcript_time_round_trips() -> None:
     moment = datetime(2025, 9, 10, 0, 35, 24, tzinfo=UTC)
-    rows = events._transcript_rows(
-        [{"role": "user", "content": "x", "timestamp": moment.isoformat()}]
-    )
+    rows = transcript_rows([{"role": "user", "content": "x", "timestamp": moment.isoformat()}])
     assert rows[0][2] == moment.timestamp()

@@ -20,7 +20,7 @@ Definitions (the only place they are made):
 - *Failure*: status ``failed`` (the conversation was never created), or a completed session
   whose Tavus shutdown reason is an error (``ERROR_SHUTDOWN_GROUPS``). *Success*: every other
   completed session. Shutdown reasons are compared through the ``shutdown_reason_group``
-  macro (store migration 4, the same rule as ``events.normalize_shutdown_reason``), so
+  macro (store migration 4, the only place that rule is written), so
   ``participant_left_timeout`` and ``participant_left_timeout reached`` are one reason and
   every ``internal error occurred at step ...`` is ``internal_error``.
 - *Minutes* are billed minutes: ``tavus_usage.seconds_used / 60`` of billed (completed)

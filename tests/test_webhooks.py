@@ -30,13 +30,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from awaknow import accounts, events, sessions
-from awaknow.callbacks import MAX_BODY_BYTES
 from awaknow.config import CALLBACK_PATH
 from awaknow.service import AwakNowService, close_shared_services, shared_service
 from awaknow.store import utcnow
-from awaknow.tavus import parse_tavus_time
+from awaknow.tavus_names import parse_tavus_time
+from awaknow.webhooks import MAX_BODY_BYTES
 from devtools.fake_tavus import FakeTavus
-from tests.conftest import craft_session, iso, wait_for
+from tests.conftest import craft_session, iso, stored_events, wait_for
 
 SECRET = "cb-" + secrets.token_urlsafe(24)
 API_KEY = "test-key-" + secrets.token_hex(8)
@@ -145,7 +145,7 @@ class LogCapture:
         self.shared = ("", "uvicorn", "uvicorn.access", "uvicorn.error", "streamlit")
         for name in self.shared:
             logging.getLogger(name).addHandler(self.handler)
-        self.unfiltered = ("awaknow.callbacks", "awaknow.events")
+        self.unfiltered = ("awaknow.webhooks", "awaknow.events")
         for name in self.unfiltered:
             logging.getLogger(name).addHandler(self.raw_handler)
         return self
@@ -420,7 +420,7 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
             return len(sent) == 5 and all(c["status"] == 200 for c in sent)
 
         wait_for(delivered, timeout=10)
-        frame = events.events_for(svc.store, started.conversation_id)
+        frame = stored_events(svc.store, started.conversation_id)
         assert len(frame) == 5 and set(frame["source"]) == {"callback"}
         assert frame["processed_at"].notna().all() and frame["known_type"].all()
 
@@ -452,8 +452,8 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
         "application.transcription_ready",
     } <= set(timeline["event_type"])
     # The same events read back by polling are duplicates: nothing changes.
-    assert events.sync_conversation(svc, started.session_id) == 0
-    assert len(events.events_for(svc.store, started.conversation_id)) == 5
+    assert events.sync_conversation(svc.store, svc.backend_for, started.session_id) == 0
+    assert len(stored_events(svc.store, started.conversation_id)) == 5
     # The secret is in no log line and no stored payload.
     assert "/api/tavus/callback" in logs.output and "token=***" in logs.output
     assert SECRET not in logs.output
@@ -473,7 +473,7 @@ def test_secret_never_logged_on_refusals_and_errors(server: AppServer) -> None:
 
 def test_poller_in_the_lifespan_is_wired(server: AppServer) -> None:
     """One pass of what the reaper loop runs, through the shared service: no exception."""
-    assert events.poll_pending(shared_service()) >= 0
+    assert shared_service().poll_events() >= 0
 
 
 # --- property: malformed payloads never break the route ----------------------------------------
@@ -499,7 +499,7 @@ _ids = st.one_of(
     _json,
 )
 _types = st.one_of(
-    st.sampled_from(sorted(events.KNOWN_EVENT_TYPES)),
+    st.sampled_from(sorted(events.EVENT_TYPES)),
     st.text(max_size=30),
     st.sampled_from(["", "x" * 257]),
     _json,

@@ -1,4 +1,5 @@
-"""``POST /api/tavus/callback?token=SECRET``: Tavus conversation events, in the app's process.
+"""``POST /api/tavus/callback?token=SECRET``: Tavus's webhook (its "callback_url") for
+conversation events, served in the app's process.
 
 Tavus does not sign callbacks, so the secret in the URL is the authentication: compared in
 constant time, and never logged or echoed (only the path is logged; the log filter masks the
@@ -22,7 +23,7 @@ from awaknow.events import EventRejected, ingest_event, validate_envelope
 from awaknow.logs import get_logger, protect_logger
 from awaknow.service import shared_service
 
-log = get_logger("callbacks")
+log = get_logger("webhooks")
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MB: a long transcript is well under it
 # Server loggers that can print a request line (method, path AND query) of this route.
@@ -121,7 +122,7 @@ async def tavus_callback(request: Request) -> Response:
         log.exception("callback on %s failed before the event was read", path)
         return _error(503, "could not read the event, retry later")
     try:
-        result = await anyio.to_thread.run_sync(ingest_event, service, payload, "callback")
+        result = await anyio.to_thread.run_sync(ingest_event, service.store, payload, "callback")
     except EventRejected as exc:  # validated above; kept for safety
         return _error(400, str(exc))
     except Exception:
