@@ -469,13 +469,16 @@ class AwakNowService:
 
     def session_for_conversation(self, conversation_id: str) -> SessionRecord | None:
         """The newest session behind a Tavus (or mock) conversation id, if this app made it."""
-        cur = self.store.cursor()
-        row = cur.execute(
-            "SELECT session_id FROM sessions WHERE conversation_id = ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            [conversation_id],
-        ).fetchone()
-        return self.get_session(row[0]) if row else None
+        # An equality lookup the index answers; ORDER BY ... LIMIT 1 in SQL scans every session.
+        rows = (
+            self.store.cursor()
+            .execute(
+                "SELECT created_at, session_id FROM sessions WHERE conversation_id = ?",
+                [conversation_id],
+            )
+            .fetchall()
+        )
+        return self.get_session(max(rows)[1]) if rows else None
 
     def active_session(self, user_id: str) -> SessionRecord | None:
         session_id = sessions.active_session_id(self.store.cursor(), user_id)

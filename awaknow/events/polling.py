@@ -9,6 +9,7 @@ Polling needs the Tavus (or mock) backend that owns a session's conversation; th
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -76,48 +77,59 @@ def sync_conversation(store: Store, backend_for: BackendFor, session_id: str) ->
 
 
 def sync_in_background(store: Store, backend_for: BackendFor, session_id: str) -> None:
-    """``sync_conversation`` for a daemon thread: failures are logged, the poller retries."""
+    """``sync_conversation`` for the sync worker: failures are logged, the poller retries."""
     try:
         sync_conversation(store, backend_for, session_id)
     except Exception as exc:
         log.warning("could not fetch the events of session %s: %s", session_id, exc)
-    finally:
-        with _syncs_lock:
-            _syncs.discard(threading.current_thread())
 
 
-_syncs: set[threading.Thread] = set()
-_syncs_lock = threading.Lock()
+# Ended sessions whose events are still to fetch, and the one worker that fetches them in turn,
+# each SYNC_DELAY_SECONDS after its End. Deferred because Tavus rarely has the transcript and
+# recording at the moment of the End, and so that the Starts and Ends that follow go first; one
+# worker rather than a thread per End, so back-to-back sessions never run several fetches (each
+# a handful of transactions) at once. What the worker misses, the poller catches.
+SYNC_DELAY_SECONDS = 3.0
+_pending_syncs: queue.Queue[tuple[float, Store, BackendFor, str]] = queue.Queue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+_flush = threading.Event()  # set while someone waits for the queue: no more delays
 
 
-def start_background_sync(
-    store: Store, backend_for: BackendFor, session_id: str
-) -> threading.Thread:
-    """Fetch a just-ended session's events in a daemon thread, so the page does not wait.
+def _sync_worker() -> None:
+    while True:
+        due, store, backend_for, session_id = _pending_syncs.get()
+        try:
+            _flush.wait(max(0.0, due - time.monotonic()))
+            sync_in_background(store, backend_for, session_id)
+        finally:
+            _pending_syncs.task_done()
+
+
+def start_background_sync(store: Store, backend_for: BackendFor, session_id: str) -> None:
+    """Queue a just-ended session's event fetch for the sync worker, so the page does not wait.
 
     Whoever closes the database (the CLI after ``end``, tests) should first call
     ``wait_for_background_syncs``: DuckDB refuses to close a connection that is mid-query.
     """
-    thread = threading.Thread(
-        target=sync_in_background,
-        args=(store, backend_for, session_id),
-        name=f"awaknow-sync-{session_id[:8]}",
-        daemon=True,
-    )
-    with _syncs_lock:
-        _syncs.add(thread)
-    thread.start()
-    return thread
+    global _worker
+    _pending_syncs.put((time.monotonic() + SYNC_DELAY_SECONDS, store, backend_for, session_id))
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_sync_worker, name="awaknow-sync", daemon=True)
+            _worker.start()
 
 
 def wait_for_background_syncs(timeout: float = 10.0) -> bool:
-    """Join the running background syncs; True when none is left running."""
+    """Run every queued fetch now, without its delay; True when none is left."""
     deadline = time.monotonic() + timeout
-    with _syncs_lock:
-        running = list(_syncs)
-    for thread in running:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in running)
+    _flush.set()
+    try:
+        while _pending_syncs.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not _pending_syncs.unfinished_tasks
+    finally:
+        _flush.clear()
 
 
 def _record_poll(

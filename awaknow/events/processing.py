@@ -72,12 +72,16 @@ class IngestResult:
 
 
 def _session_for(cur: duckdb.DuckDBPyConnection, conversation_id: str) -> str | None:
-    row = cur.execute(
-        "SELECT session_id FROM sessions WHERE conversation_id = ? "
-        "ORDER BY created_at DESC LIMIT 1",
+    """The session of a conversation, by an equality lookup that the index answers.
+
+    Sorting the matches in SQL (``ORDER BY created_at DESC LIMIT 1``) made DuckDB scan every
+    session; a conversation id belongs to one session, so the newest is picked in Python.
+    """
+    rows = cur.execute(
+        "SELECT created_at, session_id FROM sessions WHERE conversation_id = ?",
         [conversation_id],
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    return max(rows)[1] if rows else None
 
 
 def _existing(store: Store, key: str) -> tuple[str | None, bool] | None:
