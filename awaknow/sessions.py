@@ -19,7 +19,7 @@ import duckdb
 from awaknow.accounts import require_user, validate_user_id
 from awaknow.errors import NotFoundError, ParallelSessionError, UsageLimitError, ValidationError
 from awaknow.logs import get_logger
-from awaknow.store import Store, retry_on_conflict, scalar, utcnow
+from awaknow.store import Store, retry_on_conflict, utcnow
 
 log = get_logger("sessions")
 
@@ -146,33 +146,31 @@ def validate_session_type(session_type: str) -> str:
 
 
 def allowance(cur: duckdb.DuckDBPyConnection, user_id: str, now: datetime) -> Allowance:
-    """The user's limits and what this calendar month and day have used of them."""
+    """The user's limits and what this calendar month and day have used of them.
+
+    One statement rather than three: every Start pays for this, and a DuckDB round trip costs
+    about as much as the small scans in it.
+    """
+    today = now.date()
     row = cur.execute(
-        "SELECT plan_id, tavus_minutes_limit, solo_sessions_per_day, group_sessions "
-        "FROM user_subscriptions WHERE user_id = ? AND status = 'active'",
-        [user_id],
+        "SELECT plan_id, tavus_minutes_limit, solo_sessions_per_day, group_sessions, "
+        "(SELECT coalesce(sum(seconds_used), 0) FROM tavus_usage "
+        " WHERE user_id = $user AND usage_date >= $month AND usage_date < $next_month), "
+        "(SELECT count(*) FROM sessions WHERE user_id = $user "
+        " AND session_type = 'reflect_alone' AND status IN ('starting', 'active', 'completed') "
+        " AND created_at >= $today AND created_at < $tomorrow) "
+        "FROM user_subscriptions WHERE user_id = $user AND status = 'active'",
+        {
+            "user": user_id,
+            "month": month_start(today),
+            "next_month": (month_start(today) + timedelta(days=32)).replace(day=1),
+            "today": datetime.combine(today, datetime.min.time()),
+            "tomorrow": datetime.combine(today + timedelta(days=1), datetime.min.time()),
+        },
     ).fetchone()
     if row is None:
         raise UsageLimitError(f"User {user_id!r} has no active plan: assign one on Plans and users")
-    plan_id, minutes_limit, solo_per_day, group = row
-    today = now.date()
-    used = scalar(
-        cur,
-        "SELECT coalesce(sum(seconds_used), 0) FROM tavus_usage "
-        "WHERE user_id = ? AND usage_date >= ? AND usage_date < ?",
-        [user_id, month_start(today), (month_start(today) + timedelta(days=32)).replace(day=1)],
-    )
-    solo_today = scalar(
-        cur,
-        "SELECT count(*) FROM sessions WHERE user_id = ? AND session_type = 'reflect_alone' "
-        "AND status IN ('starting', 'active', 'completed') "
-        "AND created_at >= ? AND created_at < ?",
-        [
-            user_id,
-            datetime.combine(today, datetime.min.time()),
-            datetime.combine(today + timedelta(days=1), datetime.min.time()),
-        ],
-    )
+    plan_id, minutes_limit, solo_per_day, group, used, solo_today = row
     return Allowance(
         plan_id, int(minutes_limit), int(used), int(solo_today), solo_per_day, bool(group)
     )
