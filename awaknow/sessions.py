@@ -394,21 +394,22 @@ def _close_and_bill_once(
     tavus_clock: bool,
 ) -> Bill:
     with store.transaction() as cur:
+        # The session and its bill (if any) in one round trip.
         row = cur.execute(
-            "SELECT status, coalesce(started_at, created_at), user_id, mode FROM sessions "
-            "WHERE session_id = ?",
-            [session_id],
+            "SELECT status, coalesce(started_at, created_at), user_id, mode, "
+            "(SELECT {'seconds_used': seconds_used, 'clock': clock} FROM tavus_usage "
+            " WHERE session_id = $id) "
+            "FROM sessions WHERE session_id = $id",
+            {"id": session_id},
         ).fetchone()
         if row is None:
             raise NotFoundError(f"Unknown session {session_id!r}")
-        status, started_at, user_id, mode = row
+        status, started_at, user_id, mode, billed = row
         if status == "failed":
             return Bill(session_id, status, 0, False, "app")
         ended_at = max(ended_at, started_at)
         seconds = billed_seconds(started_at, ended_at)
-        bill = cur.execute(
-            "SELECT seconds_used, clock FROM tavus_usage WHERE session_id = ?", [session_id]
-        ).fetchone()
+        bill = (billed["seconds_used"], billed["clock"]) if billed is not None else None
         clock = "tavus" if tavus_clock else "app"
         if bill is not None:
             if not tavus_clock or bill[1] == "tavus":
