@@ -18,6 +18,8 @@ from typing import Any
 
 from awaknow.tavus import ClosedOnExit, check_id
 from awaknow.tavus_names import (
+    CONVERSATION_ACTIVE,
+    CONVERSATION_ENDED,
     REPLICA_JOINED,
     SHUTDOWN,
     SHUTDOWN_BY_END_ENDPOINT,
@@ -62,7 +64,7 @@ class _Conversation:
             "conversation_id": self.conversation_id,
             "conversation_name": self.conversation_name,
             "conversation_url": self.conversation_url,
-            "status": "ended" if self.ended_at else "active",
+            "status": CONVERSATION_ENDED if self.ended_at else CONVERSATION_ACTIVE,
             "callback_url": None,
             "persona_id": self.persona_id,
             "replica_id": self.replica_id,
@@ -209,7 +211,7 @@ class MockTavus(ClosedOnExit):
             "conversation_id": conversation_id,
             "conversation_name": None,
             "conversation_url": f"{self._room_path}/{conversation_id}",
-            "status": "ended",
+            "status": CONVERSATION_ENDED,
             "callback_url": None,
             "persona_id": None,
             "replica_id": None,

@@ -30,7 +30,12 @@ from awaknow.mock import MockTavus
 from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
-from awaknow.tavus_names import SHUTDOWN_BY_MAX_DURATION, parse_tavus_time
+from awaknow.tavus_names import (
+    CONVERSATION_ACTIVE,
+    CONVERSATION_ENDED,
+    SHUTDOWN_BY_MAX_DURATION,
+    parse_tavus_time,
+)
 
 log = get_logger("service")
 
@@ -312,7 +317,7 @@ class AwakNowService:
 
     def _end_orphans(self, backend: TavusBackend) -> bool:
         """End active AwakNow conversations this database does not consider active."""
-        listing = backend.list_conversations(status="active")
+        listing = backend.list_conversations(status=CONVERSATION_ACTIVE)
         ours = {
             row[0]
             for row in self.store.cursor()
@@ -367,7 +372,7 @@ class AwakNowService:
             conversation = backend.get_conversation(conversation_id)
         except TavusError:
             return None
-        if conversation.get("status") != "ended":
+        if conversation.get("status") != CONVERSATION_ENDED:
             return None
         return parse_tavus_time(conversation.get("updated_at"))
 

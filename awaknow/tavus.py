@@ -30,6 +30,7 @@ from awaknow.errors import (
     TavusServerError,
     TavusUnreachableError,
 )
+from awaknow.tavus_names import CONVERSATION_ENDED
 
 DEFAULT_BASE_URL = "https://tavusapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
@@ -308,7 +309,7 @@ class TavusClient(ClosedOnExit):
                 if isinstance(lookup, TavusNotFoundError) and lookup.status == 404:
                     return
                 raise error from lookup
-            if current.get("status") != "ended":
+            if current.get("status") != CONVERSATION_ENDED:
                 raise
             _log.debug("Conversation %s had already ended", conversation_id)
 

@@ -1,8 +1,8 @@
 """Tavus's own names and formats, spelled once for the client, the mock backend and the events.
 
-Event types, the shutdown reasons AwakNow itself produces or mimics, and Tavus's timestamp
-format. The local Tavus server in ``devtools/`` keeps its own literals on purpose: it stands in
-for Tavus, so it must not change when these do.
+Event types, conversation statuses, the shutdown reasons AwakNow itself produces or mimics,
+and Tavus's timestamp format. The local Tavus server in ``devtools/`` keeps its own literals on
+purpose: it stands in for Tavus, so it must not change when these do.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ TRANSCRIPTION_READY = "application.transcription_ready"
 RECORDING_READY = "application.recording_ready"
 RECORDING_COPY_FAILED = "application.recording_copy_failed"
 PERCEPTION_ANALYSIS = "application.perception_analysis"
+
+# A conversation's ``status``: ``active`` while the call can run, ``ended`` once Tavus ended it.
+CONVERSATION_ACTIVE = "active"
+CONVERSATION_ENDED = "ended"
 
 # ``properties.shutdown_reason`` when the end endpoint was called, and when the call reached its
 # ``max_call_duration`` (which the reaper reports too when it ends a call for Tavus).
