@@ -36,6 +36,12 @@ def redact(text: str) -> str:
     return _TOKEN_PARAM.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
+def error_line(exc: BaseException) -> str:
+    """The first line of an error's message, secrets masked: what a page or a check shows."""
+    lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class _RedactingFilter(logging.Filter):
     """Masks secrets in a record, keeping its shape where it can.
 

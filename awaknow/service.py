@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from awaknow import accounts, events, sessions
 from awaknow.config import Settings, load_settings
@@ -27,6 +27,7 @@ from awaknow.errors import (
 )
 from awaknow.logs import configure_logging, get_logger
 from awaknow.mock import MockTavus
+from awaknow.mode import Check, ModeStatus, ServiceStatus, diagnose
 from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
@@ -43,49 +44,6 @@ FAILED_VERIFICATION_RETRY_SECONDS = 60.0
 NO_KEY_REASON = (
     "No Tavus API key configured (TAVUS_API_KEY or VITE_TAVUS_API_KEY): sessions use the mock"
 )
-
-
-ServiceMode = Literal["live", "mock", "unavailable"]
-
-
-@dataclass(frozen=True)
-class ModeStatus:
-    """Live, mock or unavailable, and the sentence that explains it.
-
-    ``unavailable``: a key is set, the persona check failed and ``AWAKNOW_FALLBACK=strict``
-    forbids the mock, so no session can start until the problem is fixed.
-    """
-
-    mode: ServiceMode
-    reason: str
-    persona: dict | None
-    error: AwakNowError | None = None
-    checked_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """What the status command and the Persona page show: the mode, and where each setting
-    came from. Never the key itself, so it can be printed or exported whole."""
-
-    mode: ServiceMode
-    reason: str
-    verified: bool
-    strict: bool
-    persona_id: str | None
-    persona_source: str
-    persona_variable: str | None
-    replica_id: str | None
-    replica_source: str
-    replica_variable: str | None
-    api_key_configured: bool
-    api_key_source: str
-    api_base_url: str | None
-    callback_url_configured: bool
-    db_path: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -109,6 +67,23 @@ class EndedSession:
     seconds_used: int
     minutes_used: float
     newly_billed: bool
+
+
+RefreshOutcome = Literal["running", "ended_by_tavus", "ended_elsewhere"]
+
+
+@dataclass(frozen=True)
+class SessionRefresh:
+    """A session looked at again while a page shows its call: still running, or how it ended.
+
+    ``remote_status`` is Tavus's (or the mock's) word for the call, or the session's own status
+    once it is over; ``ended`` is the bill when this look closed the session.
+    """
+
+    session: SessionRecord
+    outcome: RefreshOutcome
+    remote_status: str
+    ended: EndedSession | None = None
 
 
 class AwakNowService:
@@ -203,6 +178,10 @@ class AwakNowService:
             callback_url_configured=s.callback_url is not None,
             db_path=str(self.store.path),
         )
+
+    def diagnose(self, mode: ModeStatus | None = None) -> list[Check]:
+        """The troubleshooting checks for ``mode`` (by default the current one)."""
+        return diagnose(self.settings, mode or self.mode_status())
 
     def _backend_for_start(self) -> tuple[TavusBackend, str, str]:
         """Pick live or mock; in strict fallback a failed verification is raised."""
@@ -386,6 +365,28 @@ class AwakNowService:
             max_age_hours=max_age_hours,
             now=now,
         )
+
+    def refresh_session(
+        self,
+        session_id: str,
+        *,
+        remote_status: Callable[[SessionRecord], str] | None = None,
+    ) -> SessionRefresh:
+        """Look at a session again; when Tavus says its call ended, close and bill it now.
+
+        Tavus ends calls on its own (participant left, maximum duration, its dashboard), and
+        the page showing the call asks this every few seconds, so the bill follows at once
+        instead of at the reaper's next pass. ``remote_status`` lets every tab share one answer
+        (the pages cache it briefly); by default Tavus is asked.
+        """
+        session = self.get_session(session_id)
+        if not session.running:
+            return SessionRefresh(session, "ended_elsewhere", session.status)
+        remote = (remote_status or self.conversation_status)(session)
+        if remote != "ended":
+            return SessionRefresh(session, "running", remote)
+        ended = self.end_session(session_id, end_source="tavus")
+        return SessionRefresh(self.get_session(session_id), "ended_by_tavus", remote, ended)
 
     def reap(self, now: datetime | None = None) -> list[EndedSession]:
         """End sessions past max duration plus grace; reconcile stuck and timed-out starts."""

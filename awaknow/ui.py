@@ -21,10 +21,11 @@ import streamlit as st
 from awaknow import analytics
 from awaknow.chart_registry import Chart, Choice, Control, ControlValue, Slider, default_value
 from awaknow.errors import AwakNowError
-from awaknow.logs import redact
+from awaknow.logs import error_line
 from awaknow.mock_room import MOCK_ROOM_PATH
+from awaknow.mode import ModeStatus
 from awaknow.palette import BAND_COLORS
-from awaknow.service import AwakNowService, ModeStatus, shared_service
+from awaknow.service import AwakNowService, shared_service
 from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 
@@ -46,8 +47,7 @@ SEED_HINT = "python -m devtools.seed"
 
 def error_text(exc: BaseException) -> str:
     """The first line of an error's message, with any registered secret masked."""
-    lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return error_line(exc)
 
 
 def show_error(exc: BaseException, where: Any = None) -> None:

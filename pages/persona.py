@@ -3,18 +3,16 @@
 import streamlit as st
 
 from awaknow import ui
-from awaknow.errors import (
-    TavusAuthError,
-    TavusCreditsError,
-    TavusError,
-    TavusNotFoundError,
-    TavusServerError,
-    TavusUnreachableError,
-)
-from awaknow.service import ModeStatus
+from awaknow.mode import CheckOutcome, ModeStatus, most_urgent
 
 PROMPT_EXCERPT_CHARS = 400
 VERIFIED_KEY = "persona_verified"
+OUTCOME_LOOK: dict[CheckOutcome, tuple[str, str]] = {
+    "ok": (":green[:material/check_circle:]", "ok"),
+    "not_checked": (":gray[:material/remove_circle_outline:]", "not checked"),
+    "warning": (":orange[:material/warning:]", "warning"),
+    "failed": (":orange[:material/report:]", "problem"),
+}
 
 st.title("Persona and mode")
 
@@ -140,119 +138,13 @@ else:
     )
 
 st.subheader("Troubleshooting", anchor=False)
-error = mode.error
-has_key = settings.api_key_configured
-checks: list[tuple[str, bool | None, str]] = []
-checks.append(
-    (
-        "API key configured",
-        has_key,
-        "A key is set."
-        if has_key
-        else (
-            f"{settings.api_key.name} holds a placeholder value: put the real key from the Tavus "
-            "dashboard in the environment or .env."
-            if settings.api_key.name
-            else "Set TAVUS_API_KEY (or VITE_TAVUS_API_KEY) in the environment or in .env, then "
-            "restart the app."
-        ),
-    )
-)
-
-
-def tavus_check(name: str, passed: bool, ok: str, problem: str) -> tuple[str, bool | None, str]:
-    """A check that needs an answer from Tavus, so it is not checked without a key."""
-    if not has_key:
-        return name, None, "Not checked without a key."
-    return name, passed, ok if passed else problem
-
-
-checks.append(
-    tavus_check(
-        "Persona verified with Tavus",
-        mode.mode == "live",
-        "Tavus returned the persona.",
-        f"The check failed: {ui.error_text(error) if error else mode.reason}",
-    )
-)
-checks.append(
-    tavus_check(
-        "API key accepted (no 401)",
-        not isinstance(error, TavusAuthError),
-        "No authentication error.",
-        "Tavus rejected the key (401): copy a fresh key from the Tavus dashboard, check for "
-        "stray spaces or quotes, and make sure the environment does not override .env.",
-    )
-)
-checks.append(
-    tavus_check(
-        "Persona and replica exist (no 404/400)",
-        not isinstance(error, TavusNotFoundError),
-        "No not-found error.",
-        f"Tavus does not know persona {status.persona_id} for this key: check "
-        f"{status.persona_variable or 'TAVUS_PERSONA_ID'} (it must belong to the same "
-        "Tavus account as the key).",
-    )
-)
-checks.append(
-    tavus_check(
-        "Tavus reachable",
-        not isinstance(error, TavusUnreachableError | TavusServerError),
-        "Tavus answered.",
-        f"No good answer from {status.api_base_url}: check the network, a proxy or "
-        "TAVUS_API_BASE_URL, and Tavus's status page; then press Verify now.",
-    )
-)
-checks.append(
-    tavus_check(
-        "Conversational credits left",
-        not isinstance(error, TavusCreditsError),
-        "No credit error (Tavus reports this only when a conversation is created).",
-        "Tavus says the account is out of credits (402): top up or upgrade the Tavus plan.",
-    )
-)
-other = isinstance(error, TavusError) and not isinstance(
-    error,
-    TavusAuthError
-    | TavusNotFoundError
-    | TavusUnreachableError
-    | TavusServerError
-    | TavusCreditsError,
-)
-if other:
-    checks.append(("Other Tavus error", False, ui.error_text(error)))
-checks.append(
-    (
-        "Live mode active (mock not forced)",
-        status.mode == "live",
-        "Sessions are live calls."
-        if status.mode == "live"
-        else "No session can start: the persona check failed and AWAKNOW_FALLBACK=strict "
-        "forbids the mock; fix the problem above, then press Verify now."
-        if status.mode == "unavailable"
-        else (
-            "Every session is a mock because no key is configured: set the key to go live."
-            if not has_key
-            else "A key is set but sessions fall back to the mock because of the problem above; "
-            "fix it, or set AWAKNOW_FALLBACK=strict so such errors stop sessions instead of "
-            "being masked by the mock."
-        ),
-    )
-)
-
-problems = [name for name, ok, _ in checks if ok is False]
-if problems:
-    st.markdown(f"**What applies here:** {problems[0]} - see below.")
+checks = svc.diagnose(mode)
+first = most_urgent(checks)
+if first is not None:
+    st.markdown(f"**What applies here:** {first.name} - see below.")
 else:
     st.markdown("**Everything checks out.**")
 with st.container(border=True):
-    for name, ok, detail in checks:
-        icon = (
-            ":green[:material/check_circle:]"
-            if ok
-            else ":gray[:material/remove_circle_outline:]"
-            if ok is None
-            else ":orange[:material/report:]"
-        )
-        word = "ok" if ok else "not checked" if ok is None else "problem"
-        st.markdown(f"{icon} **{name}** · _{word}_  \n{detail}")
+    for check in checks:
+        icon, word = OUTCOME_LOOK[check.outcome]
+        st.markdown(f"{icon} **{check.name}** · _{word}_  \n{check.detail} {check.action}".strip())

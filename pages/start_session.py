@@ -172,33 +172,37 @@ def _remember_end(
     }
 
 
-def _end(session: SessionRecord, how: str) -> None:
+def _end_by_user(session: SessionRecord) -> None:
     try:
-        ended = svc.end_session(session.session_id, end_source="user" if how == "user" else "tavus")
+        ended = svc.end_session(session.session_id, end_source="user")
     except AwakNowError as exc:
         ui.show_error(exc)
         return
     ui.invalidate()
-    _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, how)
+    _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, "user")
 
 
 @st.fragment(run_every=ui.POLL_SECONDS)
 def _live_status(session_id: str) -> None:
-    """Polls the call (cached for all tabs); closes the session when Tavus says it ended."""
+    """Polls the call (Tavus's answer cached for all tabs); the service closes and bills the
+    session when Tavus says the call ended."""
     try:
-        session = svc.get_session(session_id)
+        refresh = svc.refresh_session(session_id, remote_status=ui.conversation_status)
     except AwakNowError as exc:
         ui.show_error(exc)
         return
-    if not session.running:
+    session = refresh.session
+    if refresh.ended is not None:
+        ended = refresh.ended
+        ui.invalidate()
+        _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, "tavus")
+        st.rerun(scope="app")
+    if refresh.outcome == "ended_elsewhere":
         seconds = session.seconds_used or 0
         _remember_end(session, seconds, round(seconds / 60, 2), False, "other")
         ui.invalidate()
         st.rerun(scope="app")
-    remote = ui.conversation_status(session)
-    if remote == "ended":
-        _end(session, "tavus")
-        st.rerun(scope="app")
+    remote = refresh.remote_status
     started = session.billing_started_at
     elapsed = max((utcnow() - started).total_seconds(), 0)
     limit = session.max_call_duration
@@ -250,7 +254,7 @@ with right:
             if active.mode != "live" and active.mode_reason:
                 st.caption(f"Mock because: {active.mode_reason}")
             if end_clicked:
-                _end(active, "user")
+                _end_by_user(active)
                 st.rerun()
             url = ui.embeddable_url(active.conversation_url)
             if url:

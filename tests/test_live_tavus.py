@@ -26,6 +26,7 @@ from awaknow import (
 )
 from awaknow.config import Settings, load_settings
 from awaknow.logs import configure_logging
+from awaknow.mode import LIVE_MODE, PERSONA_VERIFIED
 from awaknow.service import AwakNowService, open_service
 from awaknow.store import utcnow
 from awaknow.tavus import TavusClient
@@ -175,6 +176,10 @@ def test_persona_verification_faults(
     assert status.mode == ("unavailable" if fallback == "strict" else "mock")
     assert not status.verified
     assert hint in status.reason and KEY not in json.dumps(status.to_json())
+    failed = [check for check in svc.diagnose() if check.outcome == "failed"]
+    assert [check.name for check in failed][::2] == [PERSONA_VERIFIED, LIVE_MODE]
+    assert len(failed) == 3, "one check names the kind of failure"
+    assert all(KEY not in f"{check.detail} {check.action}" for check in failed)
 
 
 @pytest.mark.parametrize(("kind", "options", "error", "hint"), CREATE_FAULTS)
@@ -206,6 +211,8 @@ def test_unreachable_tavus(tmp_path: Path, fallback: str) -> None:
     svc = _service(tmp_path, base_url, fallback)
     status = svc.status()
     assert "Could not reach Tavus" in status.reason
+    reachable = next(check for check in svc.diagnose() if check.name == "Tavus reachable")
+    assert reachable.outcome == "failed" and base_url in reachable.detail
     if fallback == "strict":
         with pytest.raises(TavusUnreachableError):
             svc.start_session("cy", "reflect_alone")
