@@ -71,11 +71,16 @@ class EventType:
 def _apply_replica_joined(event: EventContext) -> None:
     joined = event.happened_at
     with event.store.transaction() as cur:
-        cur.execute(
-            "UPDATE sessions SET replica_joined_at = ? WHERE session_id = ? "
-            "AND (replica_joined_at IS NULL OR replica_joined_at > ?)",
-            [joined, event.session_id, joined],
-        )
+        # Read, then update by the key alone: DuckDB answers ``session_id = ?`` from the index,
+        # but an UPDATE with any further condition scans every session (155 ms at 1M).
+        row = cur.execute(
+            "SELECT replica_joined_at FROM sessions WHERE session_id = ?", [event.session_id]
+        ).fetchone()
+        if row is not None and (row[0] is None or row[0] > joined):
+            cur.execute(
+                "UPDATE sessions SET replica_joined_at = ? WHERE session_id = ?",
+                [joined, event.session_id],
+            )
 
 
 def _summarise_replica_joined(properties: dict[str, Any]) -> str:
