@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn
 
@@ -44,9 +43,6 @@ from awaknow.tavus_names import (
 MAX_SESSIONS = 20_000_000
 MAX_USERS = 1_000_000
 MAX_DAYS = 3660
-# DuckDB's memory while seeding (its default is 80 % of RAM): ten million sessions fit in it by
-# spilling their per-month sort to disk.
-SEED_MEMORY_LIMIT = "1GB"
 
 DEMO_USER_PREFIX = "demo_user_"
 # Staff get one untouched user per plan, so they can start a session right after seeding.
@@ -475,20 +471,6 @@ def _months(first: date, end: date) -> list[tuple[date, date]]:
     return chunks
 
 
-@contextmanager
-def _memory_limit(cur: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """Cap DuckDB's memory while seeding, so its sorts spill to disk instead of growing.
-
-    The setting belongs to the whole database; AwakNow sets none, so DuckDB's default comes
-    back afterwards.
-    """
-    cur.execute(f"SET memory_limit = '{limit}'")
-    try:
-        yield
-    finally:
-        cur.execute("RESET memory_limit")
-
-
 def is_empty(store: Store) -> bool:
     """True when there are no users and no sessions: the state a fresh install starts in."""
     row = (
@@ -655,7 +637,7 @@ def seed_demo(
     """
     today = _validate(users, days, sessions, today)
     window_start = today - timedelta(days=days)
-    with _memory_limit(store.cursor(), SEED_MEMORY_LIMIT), store.transaction() as cur:
+    with store.transaction() as cur:
         _check_target(cur, replace)
         if replace:
             _delete_owned(cur)

@@ -371,10 +371,3 @@ def test_months_seeded_apart_are_stored_in_time_order(seeded: tuple[Store, dict[
         "FROM sessions) WHERE back",
     )
     assert months >= 2 and backwards == 0
-
-
-def test_seed_gives_back_duckdbs_memory_limit(tmp_path: Path) -> None:
-    store = Store(tmp_path / "limit.duckdb")
-    before = scalar(store, "SELECT current_setting('memory_limit')")
-    seed.seed_demo(store, **SMALL)
-    assert scalar(store, "SELECT current_setting('memory_limit')") == before
