@@ -2,7 +2,8 @@
 
 ``streamlit run app.py`` imports this module to find ``app`` (the ASGI app serving pages, the
 Tavus callback route and the mock room from one process), then runs it as the page script,
-where it routes between the files in ``pages/``. AppTest runs it as the page script only.
+where it decides who is here (``signin.gate``) and routes between the pages in ``pages/`` that
+their role may open. AppTest runs it as the page script only.
 """
 
 import streamlit as st
@@ -10,9 +11,10 @@ import streamlit as st
 if __name__ != "__main__":
     from awaknow import server
 
+    server.refuse_open_server()
     app = st.App(__file__, routes=server.routes(), lifespan=server.lifespan)
 else:
-    from awaknow import ui
+    from awaknow import signin, ui
 
     st.set_page_config(
         page_title="AwakNow",
@@ -20,26 +22,30 @@ else:
         layout="wide",
         initial_sidebar_state="expanded",
     )
-    navigation = st.navigation(
-        {
-            "Sessions": [
-                st.Page(
-                    "pages/start_session.py",
-                    title="Start a session",
-                    icon=":material/videocam:",
-                    default=True,
-                ),
-                st.Page("pages/sessions.py", title="Sessions", icon=":material/list_alt:"),
-            ],
-            "Analytics": [
-                st.Page("pages/analytics.py", title="Usage analytics", icon=":material/insights:"),
-                st.Page("pages/costs.py", title="Tavus costs", icon=":material/payments:"),
-            ],
-            "Setup": [
-                st.Page("pages/persona.py", title="Persona and mode", icon=":material/face:"),
-                st.Page("pages/plans.py", title="Plans and users", icon=":material/group:"),
-            ],
-        }
+    # (section, page file, title, icon); each page re-checks its own permission when it runs.
+    PAGES = (
+        ("Sessions", "start_session.py", "Start a session", ":material/videocam:"),
+        ("Sessions", "sessions.py", "Sessions", ":material/list_alt:"),
+        ("Analytics", "analytics.py", "Usage analytics", ":material/insights:"),
+        ("Analytics", "costs.py", "Tavus costs", ":material/payments:"),
+        ("Setup", "persona.py", "Persona and mode", ":material/face:"),
+        ("Setup", "plans.py", "Plans and users", ":material/group:"),
+        ("Setup", "people.py", "People and roles", ":material/admin_panel_settings:"),
+        ("Setup", "audit.py", "Audit log", ":material/policy:"),
     )
-    ui.render_sidebar()
+    viewer = signin.gate()
+    if viewer is None:  # signed out, no role, or an open server: one screen, nothing else
+        navigation = st.navigation(
+            [st.Page(signin.entry_screen, title="AwakNow", url_path="welcome", default=True)],
+            position="hidden",
+        )
+    else:
+        sections: dict[str, list] = {}
+        for section, file, title, icon in PAGES:
+            if viewer.can_open(file):
+                first = not sections
+                page = st.Page(f"pages/{file}", title=title, icon=icon, default=first)
+                sections.setdefault(section, []).append(page)
+        navigation = st.navigation(sections)
+        ui.render_sidebar(viewer)
     navigation.run()

@@ -33,6 +33,7 @@ FALLBACKS = ("mock", "strict")
 DEFAULT_MINUTE_PRICE = "0.30"
 DEFAULT_INCLUDED_MINUTES = "1000"
 DEFAULT_OVERAGE_PRICE = "0.40"
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 # Keys copied from the original app's templates: they mean "no key was configured".
 PLACEHOLDER_KEYS = frozenset(
@@ -72,6 +73,20 @@ class Settings:
     fallback: Setting
     log_level: Setting
     pricing: Pricing
+    # Sign-in: who gets which role, and the override for an open server. awaknow.access reads
+    # and checks them (a malformed entry stops the service from opening, with its variable).
+    admins: Setting = Setting(None, "default")
+    staff: Setting = Setting(None, "default")
+    analysts: Setting = Setting(None, "default")
+    transcript_roles: Setting = Setting("admin", "default")
+    groups_claim: Setting = Setting("groups", "default")
+    access_contact: Setting = Setting(None, "default")
+    allow_remote_without_signin: Setting = Setting(None, "default")
+
+    @property
+    def open_without_signin(self) -> bool:
+        """The documented override: serve beyond this machine with no sign-in."""
+        return (self.allow_remote_without_signin.value or "").lower() in TRUE_WORDS
 
     @property
     def api_key_configured(self) -> bool:
@@ -170,7 +185,7 @@ def load_settings(
         raise ConfigError(f"AWAKNOW_FALLBACK is {fallback.value!r}: use 'mock' or 'strict'")
     fallback = Setting(fallback.value.lower(), fallback.source, fallback.name)  # type: ignore[union-attr]
 
-    return Settings(
+    settings = Settings(
         api_key=api_key,
         persona_id=persona,
         replica_id=replica,
@@ -181,7 +196,15 @@ def load_settings(
         fallback=fallback,
         log_level=pick(("AWAKNOW_LOG_LEVEL",), "WARNING"),
         pricing=_pricing(pick),
+        admins=pick(("AWAKNOW_ADMINS",), None),
+        staff=pick(("AWAKNOW_STAFF",), None),
+        analysts=pick(("AWAKNOW_ANALYSTS",), None),
+        transcript_roles=pick(("AWAKNOW_TRANSCRIPT_ROLES",), "admin"),
+        groups_claim=pick(("AWAKNOW_GROUPS_CLAIM",), "groups"),
+        access_contact=pick(("AWAKNOW_ACCESS_CONTACT",), None),
+        allow_remote_without_signin=pick(("AWAKNOW_ALLOW_REMOTE_WITHOUT_SIGNIN",), None),
     )
+    return settings
 
 
 def _number(setting: Setting, *, whole: bool = False) -> float:

@@ -28,6 +28,10 @@ class ValidationError(AwakNowError):
     """Input from a person (CLI argument, form field) is not acceptable."""
 
 
+class AccessDeniedError(AwakNowError):
+    """The signed-in person's role does not allow this page or action."""
+
+
 class ParallelSessionError(AwakNowError):
     """The user already has an active session; only one may run at a time."""
 

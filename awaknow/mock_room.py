@@ -175,19 +175,22 @@ async def mock_room(request: Request) -> HTMLResponse:
         )
     session = info.session
     esc = html.escape
-    if session is None:
-        status_line = "unknown to this app's database"
-        extra = ""
-    else:
-        status_line = _STATUS_TEXT.get(session.status, session.status)
-        started = session.started_at
-        started_text = started.strftime("%Y-%m-%d %H:%M:%S") if started else "-"
-        extra = (
-            f"<dt>User</dt><dd>{esc(session.user_id)}</dd>"
-            f"<dt>Session type</dt><dd>{esc(session.session_type)}</dd>"
-            f"<dt>Started (UTC)</dt><dd>{esc(started_text)}</dd>"
-            f"<dt>Max duration</dt><dd>{session.max_call_duration} s</dd>"
+    if session is None or session.mode != "mock":
+        # Only rooms of this app's own mock sessions exist: a guessed or live id gets nothing.
+        return HTMLResponse(
+            _page("Not found", '<div class="card"><h1>No such mock conversation</h1></div>'),
+            status_code=404,
+            headers=_headers(None),
         )
+    status_line = _STATUS_TEXT.get(session.status, session.status)
+    started = session.started_at
+    started_text = started.strftime("%Y-%m-%d %H:%M:%S") if started else "-"
+    extra = (
+        f"<dt>User</dt><dd>{esc(session.user_id)}</dd>"
+        f"<dt>Session type</dt><dd>{esc(session.session_type)}</dd>"
+        f"<dt>Started (UTC)</dt><dd>{esc(started_text)}</dd>"
+        f"<dt>Max duration</dt><dd>{session.max_call_duration} s</dd>"
+    )
     nonce = secrets.token_urlsafe(16)
     body = f"""
 <main class="card">

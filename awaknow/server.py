@@ -1,4 +1,5 @@
-"""The HTTP side of the app process: custom routes and the background reaper.
+"""The HTTP side of the app process: custom routes, the background reaper, and the check that
+refuses to serve beyond this machine without sign-in.
 
 ``app.py`` hands these to ``st.App`` so that ``streamlit run app.py`` serves the pages, the
 Tavus callback route and the mock room from ONE process, the only one allowed to write the
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import streamlit as st
 from starlette.routing import BaseRoute, Route
+from streamlit.errors import StreamlitSecretNotFoundError
 
-from awaknow import analytics
-from awaknow.config import CALLBACK_PATH
+from awaknow import access, analytics
+from awaknow.config import CALLBACK_PATH, load_settings
+from awaknow.errors import AwakNowError
 from awaknow.logs import get_logger
 from awaknow.mock_room import MOCK_ROOM_PATH, mock_room
 from awaknow.service import shared_service
@@ -26,6 +31,32 @@ from awaknow.webhooks import tavus_callback
 log = get_logger("server")
 
 CHORE_INTERVAL_SECONDS = 30.0
+
+
+def signin_configured() -> bool:
+    """Whether ``[auth]`` is in Streamlit's secrets: sign-in mode, else local mode."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return False
+
+
+def listen_address() -> str | None:
+    """Streamlit's ``server.address``: unset means every interface."""
+    return st.get_option("server.address") or None
+
+
+def refuse_open_server() -> None:
+    """Called before the server starts serving: when it would listen beyond this machine
+    without sign-in (and without the documented override), one line on stderr and exit 2."""
+    try:
+        allow_open = load_settings().open_without_signin
+    except AwakNowError:
+        allow_open = False  # the pages show the bad setting; never open up because of it
+    refusal = access.exposure(listen_address(), signin=signin_configured(), allow_open=allow_open)
+    if refusal is not None:
+        print(f"awaknow: {refusal}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def routes() -> list[BaseRoute]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from awaknow import accounts, events, sessions
+from awaknow import access, accounts, events, sessions
 from awaknow.config import Settings, load_settings
 from awaknow.errors import (
     AwakNowError,
@@ -202,9 +202,17 @@ class AwakNowService:
     # --- sessions ---------------------------------------------------------------------------
 
     def start_session(
-        self, user_id: str, session_type: str, context: str | None = None
+        self,
+        user_id: str,
+        session_type: str,
+        context: str | None = None,
+        *,
+        started_by: str | None = None,
     ) -> StartedSession:
-        """Reserve atomically, then create the conversation; fall back visibly or fail cleanly."""
+        """Reserve atomically, then create the conversation; fall back visibly or fail cleanly.
+
+        ``started_by`` (the signed-in person, or ``local``) is kept on the session: staff see
+        the sessions they started."""
         backend, mode, reason = self._backend_for_start()
         persona_id = self.settings.persona_id.value or ""
         replica_id = self.settings.replica_id.value or ""
@@ -217,6 +225,7 @@ class AwakNowService:
             persona_id=persona_id,
             replica_id=replica_id,
             context=context,
+            started_by=started_by,
         )
         body = sessions.create_body(
             reservation,
@@ -536,6 +545,7 @@ def open_service(
     ``db_path`` overrides AWAKNOW_DB_PATH; ``settings`` lets tests pass an environment.
     """
     settings = settings or load_settings()
+    access.check_settings(settings)
     configure_logging(settings.log_level.value or "WARNING")
     path = Path(db_path) if db_path is not None else settings.resolved_db_path()
     return AwakNowService(settings, Store(path), client_factory=client_factory)
@@ -553,6 +563,7 @@ def shared_service() -> AwakNowService:
     opening the file.
     """
     settings = load_settings()
+    access.check_settings(settings)
     with _shared_lock:
         service = _shared.get(settings)
         if service is None:

@@ -102,6 +102,7 @@ class SessionRecord:
     error_message: str | None
     seconds_used: int | None
     perception_analysis: str | None
+    started_by: str | None  # who started it in the app: an email, 'local', or None (CLI)
 
     @property
     def running(self) -> bool:
@@ -218,6 +219,7 @@ def reserve(
     replica_id: str,
     context: str | None,
     now: datetime | None = None,
+    started_by: str | None = None,
 ) -> Reservation:
     """Atomically take the user's active slot, check the plan and write the session row.
 
@@ -250,8 +252,8 @@ def reserve(
             cur.execute(
                 "INSERT INTO sessions (session_id, user_id, session_type, status, mode, "
                 "mode_reason, plan_id, persona_id, replica_id, conversation_name, context, "
-                "max_call_duration, created_at) "
-                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_call_duration, created_at, started_by) "
+                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     session_id,
                     user_id,
@@ -265,6 +267,7 @@ def reserve(
                     context,
                     max_seconds,
                     now,
+                    started_by,
                 ],
             )
     except (duckdb.ConstraintException, duckdb.TransactionException):

@@ -266,6 +266,35 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         DROP INDEX IF EXISTS usage_user_date;
         """,
     ),
+    (
+        9,
+        "sign-in: audit log, role grants, who started each session",
+        """
+        -- Append-only: the app inserts rows (awaknow.audit.record) and never changes them.
+        CREATE SEQUENCE IF NOT EXISTS audit_log_ids;
+        CREATE TABLE IF NOT EXISTS audit_log (
+            audit_id BIGINT PRIMARY KEY DEFAULT nextval('audit_log_ids'),
+            logged_at TIMESTAMP NOT NULL,            -- UTC
+            actor VARCHAR NOT NULL,                  -- an email, or 'local' without sign-in
+            role VARCHAR,                            -- the actor's role at the time
+            action VARCHAR NOT NULL,                 -- a key of awaknow.audit.ACTIONS
+            target VARCHAR,                          -- session id, user id, grant, file ...
+            details VARCHAR NOT NULL                 -- small JSON object, nothing sensitive
+        );
+        CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (logged_at);
+        -- Roles granted on the People and roles page (configuration grants live in the
+        -- environment); one role per email, group or domain.
+        CREATE TABLE IF NOT EXISTS role_grants (
+            subject_kind VARCHAR NOT NULL,           -- email | group | domain
+            subject VARCHAR NOT NULL,                -- lower-case
+            role VARCHAR NOT NULL,                   -- admin | staff | analyst | none
+            granted_by VARCHAR NOT NULL,
+            granted_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (subject_kind, subject)
+        );
+        ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started_by VARCHAR;
+        """,
+    ),
 )
 
 

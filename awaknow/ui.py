@@ -1,9 +1,10 @@
-"""Streamlit glue shared by the pages: the only ``awaknow`` module that imports Streamlit.
+"""Streamlit glue shared by the pages: with ``signin`` (who is here) and ``server`` (the
+start-up check), the only ``awaknow`` modules that import Streamlit.
 
 Pages stay thin (widgets, charts, text); they reach the service, the analytics queries and the
 events through the helpers here, which add what only a UI needs: short-lived caches shared by
-every open tab, the always-visible LIVE/MOCK badge, and one-line error messages (the text of an
-``AwakNowError``, never a traceback, never a key).
+every open tab, the always-visible LIVE/MOCK badge, one-line error messages (the text of an
+``AwakNowError``, never a traceback, never a key), and CSV downloads that are audited.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics
+from awaknow import analytics, signin
+from awaknow.access import Viewer
 from awaknow.chart_registry import Chart, Choice, Control, ControlValue, Slider, default_value
 from awaknow.errors import AwakNowError
 from awaknow.logs import error_line
@@ -298,11 +300,12 @@ def mode_badge(status: ModeStatus, where: Any = None) -> None:
     target.caption(status.reason)
 
 
-def render_sidebar() -> None:
-    """Shown on every page: who we are and, always, whether calls are live or mock."""
+def render_sidebar(viewer: Viewer) -> None:
+    """Shown on every page: who is signed in, and, always, whether calls are live or mock."""
     show_flash()
     with st.sidebar:
         st.markdown("### :material/self_improvement: AwakNow")
+        signin.sidebar_identity(viewer)
         svc, exc = service_or_error()
         if svc is None:
             assert exc is not None
@@ -363,11 +366,22 @@ def budget_alert(spend: analytics.Spend) -> None:
 
 
 def csv_download(frame: pd.DataFrame, name: str, key: str, label: str = "Download CSV") -> None:
-    """A CSV download of exactly the table shown (no rerun when clicked)."""
+    """A CSV download of exactly the table shown (no rerun when clicked).
+
+    The file is made on the server when the button is clicked, and that click is audited
+    with the person who saw the table."""
+    who = signin.viewer()
+    file_name = f"awaknow_{name}.csv"
+
+    def export() -> bytes:
+        if who is not None:
+            signin.audit_action(who, "csv_export", file_name, rows=len(frame))
+        return frame.to_csv(index=False).encode("utf-8")
+
     st.download_button(
         label,
-        data=frame.to_csv(index=False).encode("utf-8"),
-        file_name=f"awaknow_{name}.csv",
+        data=export,
+        file_name=file_name,
         mime="text/csv",
         key=key,
         icon=":material/download:",

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from awaknow import analytics, ui
+from awaknow import analytics, signin, ui
 from awaknow.chart_registry import COST_CHARTS
 
+viewer = signin.require_page(__file__)
 svc = ui.service()
 pricing = svc.settings.pricing
 st.title("Tavus costs")

@@ -2,11 +2,14 @@
 
 import streamlit as st
 
-from awaknow import ui
+from awaknow import signin, ui
+from awaknow.access import Permission
+from awaknow.errors import AccessDeniedError
 from awaknow.mode import CheckOutcome, ModeStatus, most_urgent
 
 PROMPT_EXCERPT_CHARS = 400
 VERIFIED_KEY = "persona_verified"
+VERIFY_ERROR_KEY = "persona_verify_error"
 OUTCOME_LOOK: dict[CheckOutcome, tuple[str, str]] = {
     "ok": (":green[:material/check_circle:]", "ok"),
     "not_checked": (":gray[:material/remove_circle_outline:]", "not checked"),
@@ -14,6 +17,7 @@ OUTCOME_LOOK: dict[CheckOutcome, tuple[str, str]] = {
     "failed": (":orange[:material/report:]", "problem"),
 }
 
+viewer = signin.require_page(__file__)
 st.title("Persona and mode")
 
 svc, config_error = ui.service_or_error()
@@ -30,7 +34,14 @@ if svc is None:
 
 def _verify() -> None:
     # A callback runs before the page (and the sidebar badge) is drawn again.
-    st.session_state[VERIFIED_KEY] = svc.mode_status(force=True)
+    try:
+        who = signin.require(Permission.SEE_SETUP)
+    except AccessDeniedError as exc:
+        st.session_state[VERIFY_ERROR_KEY] = ui.error_text(exc)
+        return
+    status = svc.mode_status(force=True)
+    signin.audit_action(who, "persona_verify", svc.settings.persona_id.value, mode=status.mode)
+    st.session_state[VERIFIED_KEY] = status
 
 
 status = svc.status()
@@ -49,6 +60,9 @@ with st.container(border=True):
         width="stretch",
         help="Ask Tavus for the persona again, bypassing the cache",
     )
+    verify_error = st.session_state.pop(VERIFY_ERROR_KEY, None)
+    if verify_error:
+        st.error(verify_error, icon=":material/block:")
     if mode.checked_at is not None:
         st.caption(f"Persona last checked with Tavus at {ui.fmt_time(mode.checked_at)}")
 

@@ -3,8 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import accounts, ui
+from awaknow import accounts, signin, ui
+from awaknow.access import Permission
 
+viewer = signin.require_page(__file__)
 svc = ui.service()
 st.title("Plans and users")
 st.caption("Limits are per calendar month (UTC). A plan change keeps this month's minutes used.")
@@ -51,6 +53,18 @@ def _plan_label(plan_id: str) -> str:
 ADD_ERROR_KEY = "add_user_error"
 
 
+def _audited_add(user_id: str, plan_id: str, name: str | None) -> None:
+    who = signin.require(Permission.MANAGE_ACCOUNTS)
+    accounts.add_user(svc.store, user_id, plan_id, name)
+    signin.audit_action(who, "user_add", user_id, plan=plan_id)
+
+
+def _audited_set_plan(user_id: str, plan_id: str, previous: str | None) -> None:
+    who = signin.require(Permission.MANAGE_ACCOUNTS)
+    accounts.set_plan(svc.store, user_id, plan_id)
+    signin.audit_action(who, "plan_change", user_id, plan=plan_id, previous=previous)
+
+
 def _add_user() -> None:
     """Form callback: add, then clear the fields; on a refusal keep them and say why."""
     state = st.session_state
@@ -58,7 +72,7 @@ def _add_user() -> None:
     plan_id = state.get("add_plan")
     name = str(state.get("add_user_name") or "").strip() or None
     error = ui.attempt(
-        lambda: accounts.add_user(svc.store, user_id, plan_id, name),
+        lambda: _audited_add(user_id, plan_id, name),
         success=f"Added {user_id} on {plan_names.get(plan_id, plan_id)}",
     )
     state[ADD_ERROR_KEY] = error
@@ -108,7 +122,7 @@ with change_col, st.container(border=True):
         to_plan = st.selectbox("New plan", others, format_func=_plan_label, key="change_plan")
         if st.button("Change plan", icon=":material/check:", key="change_button") and (
             ui.run_action(
-                lambda: accounts.set_plan(svc.store, who, to_plan),
+                lambda: _audited_set_plan(who, to_plan, current.get(who)),
                 success=f"{who} is now on {plan_names.get(to_plan, to_plan)}",
             )
         ):

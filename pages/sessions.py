@@ -3,14 +3,20 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics, events, ui
+from awaknow import analytics, events, signin, ui
+from awaknow.access import Permission
 from awaknow.errors import AwakNowError
 
 STATUSES = ("starting", "active", "completed", "failed")
 TABLE_LIMIT = 500
 
+viewer = signin.require_page(__file__)
 svc = ui.service()
 st.title("Sessions")
+# Staff see the sessions they started; analysts and admins see every session.
+only_mine = None if viewer.can(Permission.SEE_ALL_SESSIONS) else viewer.actor
+if only_mine is not None:
+    st.caption(f"Sessions started by {viewer.actor}.")
 
 bounds = ui.query(analytics.date_bounds)
 if bounds is None:
@@ -33,6 +39,7 @@ table = ui.query(
     status=tuple(status),
     search=search.strip() or None,
     limit=TABLE_LIMIT,
+    started_by=only_mine,
 )
 if table.empty:
     st.info("No sessions match these filters.", icon=":material/filter_alt_off:")
@@ -71,6 +78,8 @@ if choice is None:
 
 try:
     session = svc.get_session(choice)
+    if only_mine is not None and session.started_by != only_mine:
+        signin.require(Permission.SEE_ALL_SESSIONS)  # a crafted choice: refused and audited
 except AwakNowError as exc:
     ui.show_error(exc)
     st.stop()
@@ -99,7 +108,7 @@ with st.container(border=True):
     if session.conversation_url:
         facts["Conversation URL"] = f"`{session.conversation_url}`"
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in facts.items()))
-    if session.context:
+    if session.context and viewer.can(Permission.SEE_SENSITIVE):
         st.caption(f"Context sent to Tavus: {session.context}")
     if session.status == "failed":
         st.error(
@@ -107,53 +116,66 @@ with st.container(border=True):
             icon=":material/error:",
         )
 
-timeline_tab, transcript_tab, recording_tab, perception_tab = st.tabs(
-    ["Timeline", "Transcript", "Recording", "Perception"]
-)
+sensitive = viewer.can(Permission.SEE_SENSITIVE)
+if not sensitive:
+    (timeline_tab,) = st.tabs(["Timeline"])
+    st.caption(
+        ":material/lock: Transcripts, recordings and perception notes are shown only to roles "
+        "granted them."
+    )
+else:
+    timeline_tab, transcript_tab, recording_tab, perception_tab = st.tabs(
+        ["Timeline", "Transcript", "Recording", "Perception"]
+    )
 with timeline_tab:
     timeline = ui.query(events.session_timeline, choice)
     if timeline.empty:
         st.caption("No events yet.")
     else:
         ui.table(timeline, f"timeline_{choice[:8]}", key="timeline")
-with transcript_tab:
-    transcript = ui.query(events.transcript, choice)
-    if transcript.empty:
-        st.caption(
-            "No transcript yet: Tavus sends it a little after the call ends (by callback, or "
-            "found by the app's poller)."
-        )
-    else:
-        with st.container(height=420):
-            for turn in transcript.itertuples():
-                role = "assistant" if turn.role == "assistant" else "user"
-                with st.chat_message(
-                    role, avatar=":material/spa:" if role == "assistant" else ":material/person:"
-                ):
-                    when = turn.seconds_from_start
-                    if when is not None and not pd.isna(when):
-                        st.caption(ui.fmt_seconds_as_clock(when))
-                    st.text(turn.content)
-        ui.csv_download(transcript, f"transcript_{choice[:8]}", key="csv_transcript")
-with recording_tab:
-    recording = ui.query(events.recording, choice)
-    if not recording:
-        st.caption("No recording reported for this session.")
-    elif recording.get("status") == "copy_failed":
-        st.warning(
-            f"Tavus could not copy the recording: {recording.get('error_message') or '-'} "
-            f"({recording.get('error_code') or '-'})",
-            icon=":material/videocam_off:",
-        )
-    else:
-        st.markdown(
-            f"**Stored at:** `{recording.get('uri') or '-'}`  \n"
-            f"**Duration:** {ui.fmt_seconds_as_clock(recording.get('duration'))}  \n"
-            f"**Provider:** {recording.get('storage_provider') or '-'}  \n"
-            f"**Received:** {ui.fmt_time(recording.get('received_at'))}"
-        )
-with perception_tab:
-    if session.perception_analysis:
-        st.text(session.perception_analysis)
-    else:
-        st.caption("No perception analysis for this session.")
+if sensitive:
+    with transcript_tab:
+        transcript = ui.query(events.transcript, choice)
+        if transcript.empty:
+            st.caption(
+                "No transcript yet: Tavus sends it a little after the call ends (by callback, or "
+                "found by the app's poller)."
+            )
+        else:
+            signin.audit_once(viewer, "transcript_view", choice, turns=len(transcript))
+            with st.container(height=420):
+                for turn in transcript.itertuples():
+                    role = "assistant" if turn.role == "assistant" else "user"
+                    with st.chat_message(
+                        role,
+                        avatar=":material/spa:" if role == "assistant" else ":material/person:",
+                    ):
+                        when = turn.seconds_from_start
+                        if when is not None and not pd.isna(when):
+                            st.caption(ui.fmt_seconds_as_clock(when))
+                        st.text(turn.content)
+            ui.csv_download(transcript, f"transcript_{choice[:8]}", key="csv_transcript")
+    with recording_tab:
+        recording = ui.query(events.recording, choice)
+        if not recording:
+            st.caption("No recording reported for this session.")
+        elif recording.get("status") == "copy_failed":
+            st.warning(
+                f"Tavus could not copy the recording: {recording.get('error_message') or '-'} "
+                f"({recording.get('error_code') or '-'})",
+                icon=":material/videocam_off:",
+            )
+        else:
+            signin.audit_once(viewer, "recording_view", choice)
+            st.markdown(
+                f"**Stored at:** `{recording.get('uri') or '-'}`  \n"
+                f"**Duration:** {ui.fmt_seconds_as_clock(recording.get('duration'))}  \n"
+                f"**Provider:** {recording.get('storage_provider') or '-'}  \n"
+                f"**Received:** {ui.fmt_time(recording.get('received_at'))}"
+            )
+    with perception_tab:
+        if session.perception_analysis:
+            signin.audit_once(viewer, "perception_view", choice)
+            st.text(session.perception_analysis)
+        else:
+            st.caption("No perception analysis for this session.")

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from awaknow import ui
+from awaknow import signin, ui
+from awaknow.access import Permission
 from awaknow.analytics import Filters, sessions_table
 from awaknow.errors import AwakNowError
 from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES, SessionRecord
@@ -17,6 +18,7 @@ SESSION_TYPE_LABELS = {
 USER_KEY = "start_user"
 SUMMARY_KEY = "start_summary"
 
+viewer = signin.require_page(__file__)
 svc = ui.service()
 st.title("Start a session")
 st.caption(
@@ -121,7 +123,19 @@ with left, st.container(border=True):
             st.write("Checking the plan and reserving the session")
             st.write("Creating the conversation")
             try:
-                started = svc.start_session(user_id, session_type, context.strip() or None)
+                who = signin.require(Permission.START_SESSIONS)
+                started = svc.start_session(
+                    user_id, session_type, context.strip() or None, started_by=who.actor
+                )
+                signin.audit_action(
+                    who,
+                    "session_start",
+                    started.session_id,
+                    user=user_id,
+                    session_type=session_type,
+                    mode=started.mode,
+                    conversation=started.conversation_id,
+                )
             except AwakNowError as exc:
                 progress.update(label="The session did not start", state="error")
                 ui.show_error(exc)
@@ -174,10 +188,20 @@ def _remember_end(
 
 def _end_by_user(session: SessionRecord) -> None:
     try:
+        who = signin.require(Permission.START_SESSIONS)
         ended = svc.end_session(session.session_id, end_source="user")
     except AwakNowError as exc:
         ui.show_error(exc)
         return
+    if ended.newly_billed:
+        signin.audit_action(
+            who,
+            "session_end",
+            session.session_id,
+            user=session.user_id,
+            how="user",
+            seconds=ended.seconds_used,
+        )
     ui.invalidate()
     _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, "user")
 

@@ -38,6 +38,8 @@ PAGES = {
     "costs": "pages/costs.py",
     "persona": "pages/persona.py",
     "plans": "pages/plans.py",
+    "people": "pages/people.py",
+    "audit": "pages/audit.py",
 }
 
 
@@ -418,14 +420,16 @@ def test_mock_room_shows_the_conversation_and_its_session(
     )  # no external asset
 
 
-def test_mock_room_rejects_bad_ids_and_handles_unknown_ones(
+def test_mock_room_serves_only_rooms_of_existing_mock_sessions(
     empty_mock_service: AwakNowService,
 ) -> None:
     for bad in ("zzz", "c<script>", "C123456", "c12", "c" + "a" * 40):
         assert _get_room(bad).status_code == 404, bad
-    response = _get_room("cdeadbeef")
-    assert response.status_code == 200
-    assert "unknown to this app" in response.text
+    response = _get_room("cdeadbeef")  # well formed, but no session of this app has it
+    assert response.status_code == 404
+    assert "No such mock conversation" in response.text
+    _, live_id, _ = craft_session(empty_mock_service, mode="live")
+    assert _get_room(live_id).status_code == 404  # a live call has no mock room
 
 
 def test_the_page_closes_a_session_that_tavus_ended(seeded_mock_service: AwakNowService) -> None:

@@ -22,11 +22,13 @@ def sessions_table(
     status: tuple[str, ...] = (),
     search: str | None = None,
     limit: int = 500,
+    started_by: str | None = None,
 ) -> pd.DataFrame:
     """Sessions newest first, at most ``limit``, for the sessions page and the CLI.
 
     ``status`` keeps only those statuses; ``search`` (case-insensitive, taken literally)
-    matches the user id, conversation id or conversation name (which holds the session id).
+    matches the user id, conversation id or conversation name (which holds the session id);
+    ``started_by`` keeps the sessions that person started (what staff may see).
     Columns: session_id, user_id, session_type, mode, status, created_at, started_at,
     ended_at, minutes, conversation_id, conversation_url, shutdown_reason, error_message.
     """
@@ -35,6 +37,9 @@ def sessions_table(
     if status:
         where += f" AND status IN ({', '.join('?' * len(status))})"
         params.extend(status)
+    if started_by is not None:
+        where += " AND started_by = ?"
+        params.append(started_by)
     if search and search.strip():
         pattern = like_pattern(search.strip())
         where += (
