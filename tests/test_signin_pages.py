@@ -157,14 +157,14 @@ def test_staff_start_and_see_only_their_sessions(signin_service: AwakNowService)
     next(b for b in at.button if b.label == "Start session").click().run()
     no_failure(at)
     started = signin_service.active_session("staff_pro")
-    assert started is not None and started["started_by"] == STAFF
+    assert started is not None and started.started_by == STAFF
     at.button(key="end_button").click().run()
     no_failure(at)
 
     at = as_person(STAFF, groups=("front-desk",), page="sessions")
     no_failure(at)
-    assert list(at.dataframe[0].value["session_id"]) == [started["session_id"]]
-    at.selectbox(key="se_pick_none").set_value(started["session_id"]).run()
+    assert list(at.dataframe[0].value["session_id"]) == [started.session_id]
+    at.selectbox(key="se_pick_none").set_value(started.session_id).run()
     assert [t.label for t in at.tabs] == ["Timeline"]
     for page in ("analytics", "plans", "people", "audit"):
         assert_refused(STAFF, page, groups=("front-desk",))
@@ -173,7 +173,7 @@ def test_staff_start_and_see_only_their_sessions(signin_service: AwakNowService)
     acted = rows[rows["action"].isin(["session_start", "session_end"])]
     assert list(acted["action"]) == ["session_start", "session_end"]
     assert set(acted["actor"]) == {STAFF} and set(acted["role"]) == {"staff"}
-    assert set(acted["target"]) == {started["session_id"]}
+    assert set(acted["target"]) == {started.session_id}
     assert json.loads(acted["details"].iloc[0])["user"] == "staff_pro"
     # One sign-in row for this token, however many page runs and tabs.
     assert list(rows["action"]).count("sign_in") == 1
