@@ -392,7 +392,7 @@ class AwakNowService:
         if not session.running:
             return SessionRefresh(session, "ended_elsewhere", session.status)
         remote = (remote_status or self.conversation_status)(session)
-        if remote != "ended":
+        if remote != CONVERSATION_ENDED:
             return SessionRefresh(session, "running", remote)
         ended = self.end_session(session_id, end_source="tavus")
         return SessionRefresh(self.get_session(session_id), "ended_by_tavus", remote, ended)
