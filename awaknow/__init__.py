@@ -7,6 +7,7 @@ service the pages use.
 from awaknow.errors import (
     AwakNowError,
     ConfigError,
+    DatabaseFileError,
     DatabaseLockedError,
     NotFoundError,
     ParallelSessionError,
@@ -14,6 +15,7 @@ from awaknow.errors import (
     TavusBadRequestError,
     TavusConcurrencyError,
     TavusCreditsError,
+    TavusEndNotConfirmedError,
     TavusError,
     TavusNotFoundError,
     TavusRateLimitError,
@@ -21,6 +23,7 @@ from awaknow.errors import (
     TavusUnreachableError,
     UsageLimitError,
     ValidationError,
+    shorten,
 )
 from awaknow.service import AwakNowService, EndedSession, StartedSession, open_service
 
@@ -28,6 +31,7 @@ __all__ = [
     "AwakNowError",
     "AwakNowService",
     "ConfigError",
+    "DatabaseFileError",
     "DatabaseLockedError",
     "EndedSession",
     "NotFoundError",
@@ -37,6 +41,7 @@ __all__ = [
     "TavusBadRequestError",
     "TavusConcurrencyError",
     "TavusCreditsError",
+    "TavusEndNotConfirmedError",
     "TavusError",
     "TavusNotFoundError",
     "TavusRateLimitError",
@@ -45,4 +50,5 @@ __all__ = [
     "UsageLimitError",
     "ValidationError",
     "open_service",
+    "shorten",
 ]

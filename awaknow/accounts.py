@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from awaknow.errors import NotFoundError, ValidationError
+from awaknow.errors import NotFoundError, ValidationError, shorten
 from awaknow.store import Store, utcnow
 
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -28,7 +28,8 @@ def validate_user_id(user_id: str) -> str:
     user_id = (user_id or "").strip()
     if not _USER_ID.match(user_id):
         raise ValidationError(
-            f"User id {user_id!r} is not valid: use 1-64 letters, digits, '.', '_', '-' or '@'"
+            f"User id {shorten(user_id)} is not valid: "
+            "use 1-64 letters, digits, '.', '_', '-' or '@'"
         )
     return user_id
 
@@ -50,7 +51,7 @@ def get_plan(store: Store, plan_id: str) -> Plan:
         if plan.plan_id == plan_id:
             return plan
     known = ", ".join(p.plan_id for p in list_plans(store))
-    raise NotFoundError(f"Unknown plan {plan_id!r}: choose one of {known}")
+    raise NotFoundError(f"Unknown plan {shorten(plan_id)}: choose one of {known}")
 
 
 def _subscribe(cur: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> None:
@@ -77,7 +78,9 @@ def add_user(store: Store, user_id: str, plan_id: str, display_name: str | None 
     plan = get_plan(store, plan_id)
     with store.transaction() as cur:
         if cur.execute("SELECT 1 FROM users WHERE user_id = ?", [user_id]).fetchone():
-            raise ValidationError(f"User {user_id!r} already exists: change the plan instead")
+            raise ValidationError(
+                f"User {shorten(user_id)} already exists: change the plan instead"
+            )
         cur.execute(
             "INSERT INTO users (user_id, display_name, created_at) VALUES (?, ?, ?)",
             [user_id, (display_name or "").strip() or None, utcnow()],
@@ -90,13 +93,13 @@ def set_plan(store: Store, user_id: str, plan_id: str) -> None:
     plan = get_plan(store, plan_id)
     with store.transaction() as cur:
         if not cur.execute("SELECT 1 FROM users WHERE user_id = ?", [user_id]).fetchone():
-            raise NotFoundError(f"Unknown user {user_id!r}: add it first")
+            raise NotFoundError(f"Unknown user {shorten(user_id)}: add it first")
         _subscribe(cur, user_id, plan)
 
 
 def require_user(cur: duckdb.DuckDBPyConnection, user_id: str) -> None:
     if not cur.execute("SELECT 1 FROM users WHERE user_id = ?", [user_id]).fetchone():
         raise NotFoundError(
-            f"Unknown user {user_id!r}: add it with `python -m awaknow users add {user_id} "
+            f"Unknown user {shorten(user_id)}: add it with `python -m awaknow users add {user_id} "
             "--plan awaknow_free`"
         )

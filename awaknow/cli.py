@@ -16,17 +16,23 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from awaknow import accounts, analytics
-from awaknow.errors import AwakNowError, ValidationError
+from awaknow.analytics.limits import MAX_YEAR, MIN_YEAR
+from awaknow.errors import AwakNowError, ValidationError, shorten
+from awaknow.logs import configure_logging
 from awaknow.service import AwakNowService, open_service
 from awaknow.sessions import SESSION_TYPES
 from awaknow.store import utcnow
+
+# argparse quotes the offending value whole ('invalid choice: ...'); long ones are cut.
+_LONG_QUOTED = re.compile(r"'([^']{40,})'")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse prints usage plus an error; one line is what the rest of the CLI promises."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+        message = _LONG_QUOTED.sub(lambda m: shorten(m.group(1)), message)
+        self.exit(2, f"{self.prog}: {' '.join(message.split())} (see --help)\n")
 
 
 def _emit(data: Any, as_json: bool, text: str | Callable[[], str]) -> None:
@@ -156,13 +162,19 @@ def _cmd_reap(service: AwakNowService, args: argparse.Namespace) -> None:
 
 def _month(value: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise argparse.ArgumentTypeError(f"month must look like 2026-11, not {value!r}")
+        raise argparse.ArgumentTypeError(f"month must look like 2026-11, not {shorten(value)}")
+    if not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
+        raise argparse.ArgumentTypeError(
+            f"month {shorten(value)} is out of range: use {MIN_YEAR}-01 to {MAX_YEAR}-12"
+        )
     return value
 
 
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, not {shorten(value)}"
+        )
     return int(value)
 
 
@@ -238,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AwakNowError as exc:
         print(f"awaknow: {exc}", file=sys.stderr)
         return 1
+    if service.settings.log_level.source == "default":
+        # A command's outcome is its one line (or its output); warnings logged on the way
+        # (a failed reconcile before the error it explains) would make it two.
+        configure_logging("ERROR")
     try:
         args.run(service, args)
     except AwakNowError as exc:

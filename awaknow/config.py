@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
+import httpx
 from dotenv import dotenv_values
 
-from awaknow.errors import ConfigError
+from awaknow.errors import ConfigError, shorten
 from awaknow.logs import register_secret
 from awaknow.pricing import Pricing
 
@@ -112,6 +114,46 @@ class Settings:
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def _read_env_file(env_file: Path | str) -> dict[str, str | None]:
+    """The ``.env`` values, or {} when there is no such file; unreadable is a ConfigError."""
+    path = Path(env_file)
+    try:
+        if not path.is_file():
+            return {}
+        return dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = "not a text file" if isinstance(exc, UnicodeDecodeError) else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        raise ConfigError(
+            f"Cannot read the .env file {shorten(str(path))} ({reason}): fix it, or point "
+            "AWAKNOW_ENV_FILE at a readable UTF-8 .env (empty: none)"
+        ) from None
+
+
+def _http_url_problem(value: str) -> str | None:
+    """Why ``value`` is not a usable http(s) base URL, or None when it is.
+
+    A regex on the prefix is not enough: ``http://[::1`` passes one and then breaks httpx
+    deep inside a request; urlsplit and httpx must both accept the URL here.
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        httpx.URL(value)
+    except ValueError as exc:  # httpx.InvalidURL is a ValueError too
+        return str(exc).splitlines()[0] if str(exc) else "malformed"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it has no host name"
+    if port == 0:
+        return "port 0 is not a port to connect to"
+    if any(ch.isspace() for ch in value):
+        return "it contains spaces"
+    return None
+
+
 def _lookup(
     names: tuple[str, ...], environ: dict[str, str], dotenv: dict[str, str | None]
 ) -> Setting | None:
@@ -137,9 +179,7 @@ def load_settings(
     environ = dict(os.environ if environ is None else environ)
     if env_file is None:
         env_file = environ.get("AWAKNOW_ENV_FILE", str(PROJECT_ROOT / ".env"))
-    dotenv: dict[str, str | None] = {}
-    if env_file and Path(env_file).is_file():
-        dotenv = dotenv_values(env_file)
+    dotenv = _read_env_file(env_file) if env_file else {}
 
     def pick(names: tuple[str, ...], default: str | None) -> Setting:
         return _lookup(names, environ, dotenv) or Setting(default, "default")
@@ -152,26 +192,29 @@ def load_settings(
     persona = pick(("TAVUS_PERSONA_ID", "VITE_TAVUS_PERSONA_ID"), DEFAULT_PERSONA_ID)
     if not _PERSONA_ID.match(persona.value or ""):
         raise ConfigError(
-            f"{persona.name} is {persona.value!r}, not a Tavus persona id "
+            f"{persona.name} is {shorten(persona.value)}, not a Tavus persona id "
             "(p followed by hex digits, e.g. p7e13c73f41f): fix it in the environment or .env"
         )
     replica = pick(("TAVUS_REPLICA_ID", "VITE_TAVUS_REPLICA_ID"), DEFAULT_REPLICA_ID)
     if not _REPLICA_ID.match(replica.value or ""):
         raise ConfigError(
-            f"{replica.name} is {replica.value!r}, not a Tavus replica id "
+            f"{replica.name} is {shorten(replica.value)}, not a Tavus replica id "
             "(r followed by hex digits, e.g. r4317e64d25a): fix it in the environment or .env"
         )
 
     base_url = pick(("TAVUS_API_BASE_URL",), DEFAULT_API_BASE_URL)
-    if not re.match(r"^https?://[^\s/]+", base_url.value or ""):
+    problem = _http_url_problem(base_url.value or "")
+    if problem:
         raise ConfigError(
-            f"TAVUS_API_BASE_URL is {base_url.value!r}: it must start with http:// or https://"
+            f"TAVUS_API_BASE_URL is {shorten(base_url.value)} ({problem}): use an http(s) URL "
+            f"such as {DEFAULT_API_BASE_URL}"
         )
     public_url = pick(("AWAKNOW_PUBLIC_URL",), None)
-    if public_url.value and not re.match(r"^https?://[^\s/]+", public_url.value):
+    problem = _http_url_problem(public_url.value) if public_url.value else None
+    if problem:
         raise ConfigError(
-            "AWAKNOW_PUBLIC_URL must be the http(s) base URL Tavus can reach, "
-            f"e.g. https://awaknow.example.com, not {public_url.value!r}"
+            f"AWAKNOW_PUBLIC_URL is {shorten(public_url.value)} ({problem}): use the http(s) "
+            "base URL Tavus can reach, e.g. https://awaknow.example.com"
         )
     secret = pick(("AWAKNOW_CALLBACK_SECRET",), None)
     register_secret(secret.value)
@@ -182,7 +225,7 @@ def load_settings(
         )
     fallback = pick(("AWAKNOW_FALLBACK",), "mock")
     if (fallback.value or "").lower() not in FALLBACKS:
-        raise ConfigError(f"AWAKNOW_FALLBACK is {fallback.value!r}: use 'mock' or 'strict'")
+        raise ConfigError(f"AWAKNOW_FALLBACK is {shorten(fallback.value)}: use 'mock' or 'strict'")
     fallback = Setting(fallback.value.lower(), fallback.source, fallback.name)  # type: ignore[union-attr]
 
     settings = Settings(

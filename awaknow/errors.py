@@ -7,6 +7,21 @@ ever contains the Tavus API key or the callback secret.
 
 from __future__ import annotations
 
+SHORTEN_LIMIT = 60
+
+
+def shorten(value: object, limit: int = SHORTEN_LIMIT) -> str:
+    """``repr`` of a value a person typed, cut to ``limit`` characters for a one-line message.
+
+    Every message that echoes a user's id, URL or month goes through here, so a 10,000-character
+    argument cannot turn one error line into a screenful.
+    """
+    text = value if isinstance(value, str) else str(value)
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}…' ({len(text)} chars)"
+
 
 class AwakNowError(Exception):
     """Base of every expected failure; anything else is a bug."""
@@ -18,6 +33,10 @@ class ConfigError(AwakNowError):
 
 class DatabaseLockedError(AwakNowError):
     """Another process (usually the running app) holds the DuckDB file."""
+
+
+class DatabaseFileError(AwakNowError):
+    """The database file cannot be used: a bad path, not a DuckDB file, or a newer schema."""
 
 
 class NotFoundError(AwakNowError):
@@ -71,6 +90,10 @@ class TavusRateLimitError(TavusError):
 
 class TavusServerError(TavusError):
     """5xx: trouble on Tavus's side."""
+
+
+class TavusEndNotConfirmedError(TavusError):
+    """Tavus did not confirm that a conversation ended; it may still be running (and billing)."""
 
 
 class TavusUnreachableError(TavusError):

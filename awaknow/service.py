@@ -24,6 +24,7 @@ from awaknow.errors import (
     TavusError,
     TavusNotFoundError,
     TavusUnreachableError,
+    shorten,
 )
 from awaknow.logs import configure_logging, get_logger
 from awaknow.mock import MockTavus
@@ -478,7 +479,8 @@ class AwakNowService:
         session = sessions.read_session(self.store.cursor(), session_id)
         if session is None:
             raise NotFoundError(
-                f"Unknown session {session_id!r}: list them with `python -m awaknow sessions`"
+                f"Unknown session {shorten(session_id)}: "
+                "list them with `python -m awaknow sessions`"
             )
         return session
 

@@ -17,7 +17,13 @@ from typing import Literal
 import duckdb
 
 from awaknow.accounts import require_user, validate_user_id
-from awaknow.errors import NotFoundError, ParallelSessionError, UsageLimitError, ValidationError
+from awaknow.errors import (
+    NotFoundError,
+    ParallelSessionError,
+    UsageLimitError,
+    ValidationError,
+    shorten,
+)
 from awaknow.logs import get_logger
 from awaknow.store import Store, retry_on_conflict, utcnow
 
@@ -141,7 +147,7 @@ def billed_seconds(started_at: datetime, ended_at: datetime) -> int:
 def validate_session_type(session_type: str) -> str:
     if session_type not in SESSION_TYPES:
         raise ValidationError(
-            f"Unknown session type {session_type!r}: use reflect_alone or resolve_together"
+            f"Unknown session type {shorten(session_type)}: use reflect_alone or resolve_together"
         )
     return session_type
 
@@ -170,7 +176,9 @@ def allowance(cur: duckdb.DuckDBPyConnection, user_id: str, now: datetime) -> Al
         },
     ).fetchone()
     if row is None:
-        raise UsageLimitError(f"User {user_id!r} has no active plan: assign one on Plans and users")
+        raise UsageLimitError(
+            f"User {shorten(user_id)} has no active plan: assign one on Plans and users"
+        )
     plan_id, minutes_limit, solo_per_day, group, used, solo_today = row
     return Allowance(
         plan_id, int(minutes_limit), int(used), int(solo_today), solo_per_day, bool(group)
@@ -406,7 +414,7 @@ def _close_and_bill_once(
             {"id": session_id},
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"Unknown session {session_id!r}")
+            raise NotFoundError(f"Unknown session {shorten(session_id)}")
         status, started_at, user_id, mode, billed = row
         if status == "failed":
             return Bill(session_id, status, 0, False, "app")

@@ -3,6 +3,10 @@
 DuckDB lets a single process write a file, so the app, its callback route and its reaper share
 one connection (``Store``) and each thread takes its own cursor. A second process that tries to
 open the file gets ``DatabaseLockedError`` with a sentence instead of DuckDB's IO error.
+
+The path is checked before DuckDB sees it: DuckDB's own errors for a folder, a file in place of
+a folder or an SQLite file are multi-line, and for SQLite it even tries to download an
+extension. A database written by a newer AwakNow is refused rather than migrated backwards.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from awaknow.errors import DatabaseLockedError
+from awaknow.errors import DatabaseFileError, DatabaseLockedError, shorten
 from awaknow.logs import get_logger
 
 log = get_logger("store")
@@ -299,6 +303,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 
 
 CONFLICT_ATTEMPTS = 5
+SCHEMA_VERSION = max(version for version, _, _ in MIGRATIONS)
+# A DuckDB file starts with an 8-byte checksum, then this magic; SQLite files with theirs.
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_MAGIC_OFFSET = 8
+SQLITE_MAGIC = b"SQLite format 3\0"
+# No network from a database open: an SQLite or Parquet file must not trigger a download.
+CONNECT_CONFIG = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+_FIX_PATH = "set AWAKNOW_DB_PATH (or --db) to a DuckDB file in a writable folder"
 
 
 def retry_on_conflict(action: Callable[[], T]) -> T:
@@ -337,25 +349,82 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse a path DuckDB cannot use as a database, in one line, before DuckDB opens it.
+
+    Creates the missing parent folders; an empty file counts as a new database (DuckDB itself
+    refuses one, so it is removed first: it holds nothing).
+    """
+    shown = shorten(str(path))
+    try:
+        for ancestor in reversed(path.parents):
+            if ancestor.exists() and not ancestor.is_dir():
+                raise DatabaseFileError(
+                    f"Cannot create the database {shown}: {shorten(str(ancestor))} is a file, "
+                    f"not a folder: {_FIX_PATH}"
+                )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise DatabaseFileError(f"The database path {shown} is a folder: {_FIX_PATH}")
+        if not path.exists():
+            return
+        with path.open("rb") as file:
+            header = file.read(DUCKDB_MAGIC_OFFSET + len(SQLITE_MAGIC))
+        if not header:
+            path.unlink()
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DatabaseFileError(f"Cannot use the database {shown}: {reason}: {_FIX_PATH}") from None
+    if header.startswith(SQLITE_MAGIC):
+        raise DatabaseFileError(
+            f"The database {shown} is an SQLite file, not DuckDB: AwakNow stores its data in "
+            f"DuckDB; {_FIX_PATH}"
+        )
+    magic = header[DUCKDB_MAGIC_OFFSET : DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC)]
+    if magic != DUCKDB_MAGIC:
+        raise DatabaseFileError(f"The database {shown} is not a DuckDB file: {_FIX_PATH}")
+
+
 class Store:
     """The process's one DuckDB connection."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_database_path(self.path)
         try:
-            self._conn = duckdb.connect(str(path))
+            self._conn = duckdb.connect(str(path), config=dict(CONNECT_CONFIG))
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise DatabaseLockedError(
-                    f"The database {self.path} is in use by another process (usually the "
-                    "running app): stop it, or use the app, or set AWAKNOW_DB_PATH to another file"
+                    f"The database {shorten(str(self.path))} is in use by another process "
+                    "(usually the running app): stop it, or use the app, or set AWAKNOW_DB_PATH "
+                    "to another file"
                 ) from None
-            raise DatabaseLockedError(f"Cannot open the database {self.path}: {exc}") from None
+            raise DatabaseFileError(
+                f"Cannot open the database {shorten(str(self.path))} ({_first_line(exc)}): "
+                f"{_FIX_PATH}"
+            ) from None
+        except duckdb.Error as exc:
+            raise DatabaseFileError(
+                f"Cannot open the database {shorten(str(self.path))} ({_first_line(exc)}): "
+                f"{_FIX_PATH}"
+            ) from None
         self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
         self._migrate_lock = threading.Lock()
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()  # a half-open store would leak its connection at exit
+            raise
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor: DuckDB connections must not be shared between threads."""
@@ -363,6 +432,8 @@ class Store:
         if cur is None:
             cur = self._conn.cursor()
             self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
         return cur
 
     @contextmanager
@@ -382,9 +453,20 @@ class Store:
             cur.close()
 
     def migrate(self) -> int:
-        """Apply the migrations not yet recorded; return the schema version."""
+        """Apply the migrations not yet recorded; return the schema version.
+
+        A database from a newer AwakNow is refused before anything is written: older code
+        would write rows its schema no longer means.
+        """
         with self._migrate_lock:
             cur = self.cursor()
+            found = self._recorded_version(cur)
+            if found > SCHEMA_VERSION:
+                raise DatabaseFileError(
+                    f"The database {shorten(str(self.path))} has schema version {found}, newer "
+                    f"than this AwakNow's {SCHEMA_VERSION}: update AwakNow, or set "
+                    "AWAKNOW_DB_PATH to another file"
+                )
             cur.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
@@ -401,11 +483,34 @@ class Store:
                         [version, description, utcnow()],
                     )
                 log.info("applied migration %s: %s", version, description)
-            return max((v for v, _, _ in MIGRATIONS), default=0)
+            return SCHEMA_VERSION
+
+    @staticmethod
+    def _recorded_version(cur: duckdb.DuckDBPyConnection) -> int:
+        """The highest applied migration, 0 for a new file; reads only."""
+        exists = scalar(
+            cur,
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE table_name = 'schema_version' AND schema_name = 'main'",
+        )
+        if not exists:
+            return 0
+        return int(scalar(cur, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
     def schema_version(self) -> int:
         row = self.cursor().execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0) if row else 0
 
     def close(self) -> None:
+        """Close every thread's cursor, then the connection (idempotent).
+
+        Cursors left open until interpreter exit make DuckDB's bindings print
+        ``nanobind: leaked ... instances!`` on stderr after the CLI's one line.
+        """
+        with self._cursors_lock:
+            cursors, self._cursors = self._cursors, []
+        for cur in cursors:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+        self._local = threading.local()
         self._conn.close()

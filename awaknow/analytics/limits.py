@@ -10,7 +10,7 @@ import pandas as pd
 
 from awaknow.analytics.filters import NO_FILTERS, Filters, check_positive, frame_of
 from awaknow.analytics.rollups import user_usage_rows
-from awaknow.errors import ValidationError
+from awaknow.errors import ValidationError, shorten
 from awaknow.sessions import month_start
 from awaknow.store import Store
 
@@ -22,6 +22,9 @@ BANDS = ("ok", "amber", "red")
 # (below every threshold: "ok"). ``usage_band`` and the SQL's band column both read it.
 _BANDS_ABOVE = (("red", RED_ABOVE), ("amber", AMBER_ABOVE))
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# Usage months people can mean; outside this, date arithmetic (next month) would overflow.
+MIN_YEAR = 2000
+MAX_YEAR = 2999
 
 
 def parse_month(month: date | str) -> date:
@@ -32,8 +35,14 @@ def parse_month(month: date | str) -> date:
         return month_start(month)
     found = _MONTH.match(month.strip()) if isinstance(month, str) else None
     if found is None or not 1 <= int(found.group(2)) <= 12:
-        raise ValidationError(f"Month {month!r} is not valid: use YYYY-MM, e.g. 2026-03")
-    return date(int(found.group(1)), int(found.group(2)), 1)
+        raise ValidationError(f"Month {shorten(month)} is not valid: use YYYY-MM, e.g. 2026-03")
+    year = int(found.group(1))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValidationError(
+            f"Month {shorten(month)} is out of range: "
+            f"use a month from {MIN_YEAR}-01 to {MAX_YEAR}-12"
+        )
+    return date(year, int(found.group(2)), 1)
 
 
 def usage_band(fraction_used: float | None) -> str:
@@ -174,6 +183,6 @@ def monthly_usage(store: Store, month: str) -> pd.DataFrame:
     Columns: user_id, plan_id, minutes_used, minutes_limit, sessions (billed in the month).
     """
     if not isinstance(month, str):
-        raise ValidationError(f"Month {month!r} is not valid: use YYYY-MM, e.g. 2026-03")
+        raise ValidationError(f"Month {shorten(month)} is not valid: use YYYY-MM, e.g. 2026-03")
     frame = _month_usage(store, month)
     return frame[["user_id", "plan_id", "minutes_used", "minutes_limit", "sessions"]]
