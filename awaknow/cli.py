@@ -129,7 +129,8 @@ def _cmd_end(service: AwakNowService, args: argparse.Namespace) -> None:
 
 def _cmd_sessions(service: AwakNowService, args: argparse.Namespace) -> None:
     filters = analytics.Filters(user_ids=(args.user,) if args.user else ())
-    status = ("active", "starting") if args.active else ()
+    # "unknown" too: a create Tavus did not answer may be billing until it is reconciled.
+    status = ("active", "starting", "unknown") if args.active else ()
     frame = analytics.sessions_table(service.store, filters, status=status, limit=args.limit)
     rows = frame.to_dict(orient="records")
     columns = [

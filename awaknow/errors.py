@@ -97,7 +97,22 @@ class TavusEndNotConfirmedError(TavusError):
 
 
 class TavusUnreachableError(TavusError):
-    """No answer at all: DNS, connection refused, or a timeout."""
+    """No answer at all: DNS, connection refused, or a timeout.
+
+    ``request_sent`` is False only when the request certainly never reached Tavus (no
+    connection): then nothing was created. After a timeout Tavus may have acted on it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: object = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.request_sent = request_sent
 
 
 class TavusBadRequestError(TavusError):

@@ -154,8 +154,13 @@ class MockTavus(ClosedOnExit):
             self._conversations[conversation_id] = conversation
             return conversation.public()
 
-    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
-        """Read one conversation; ``verbose`` adds the events Tavus would have sent."""
+    def get_conversation(
+        self, conversation_id: str, *, verbose: bool = False, quick: bool = False
+    ) -> dict[str, Any]:
+        """Read one conversation; ``verbose`` adds the events Tavus would have sent.
+
+        ``quick`` is accepted for interface parity: nothing here is slow.
+        """
         check_id("conversation", conversation_id)
         with self._lock:
             conversation = self._conversations.get(conversation_id)
@@ -184,16 +189,22 @@ class MockTavus(ClosedOnExit):
         start = max(page - 1, 0) * max(limit, 0)
         return {"data": rows[start : start + max(limit, 0)], "total_count": len(rows)}
 
-    def end_conversation(self, conversation_id: str) -> None:
-        """End it now (idempotent); one that already expired keeps its duration shutdown."""
+    def end_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """End it now (idempotent); always confirmed, nothing here can refuse.
+
+        Like the client, returns the conversation when it had already ended (expired at
+        ``max_call_duration`` or forgotten in a restart), so the bill uses its end time.
+        """
         check_id("conversation", conversation_id)
         with self._lock:
             conversation = self._conversations.get(conversation_id)
             if conversation is None:
-                return
+                return self._forgotten(conversation_id)
             self._expire(conversation)
-            if conversation.ended_at is None:
-                self._finish(conversation, self._clock(), SHUTDOWN_BY_END_ENDPOINT)
+            if conversation.ended_at is not None:
+                return conversation.public()
+            self._finish(conversation, self._clock(), SHUTDOWN_BY_END_ENDPOINT)
+            return None
 
     def find_conversation_by_name(
         self, conversation_name: str, *, status: str | None = None

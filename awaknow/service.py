@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from awaknow import access, accounts, events, sessions
 from awaknow.config import Settings, load_settings
@@ -21,8 +21,8 @@ from awaknow.errors import (
     AwakNowError,
     NotFoundError,
     TavusConcurrencyError,
+    TavusEndNotConfirmedError,
     TavusError,
-    TavusNotFoundError,
     TavusUnreachableError,
     shorten,
 )
@@ -34,14 +34,18 @@ from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
 from awaknow.tavus_names import (
     CONVERSATION_ACTIVE,
-    CONVERSATION_ENDED,
+    ENDED_STATUSES,
     SHUTDOWN_BY_MAX_DURATION,
     parse_tavus_time,
 )
 
 log = get_logger("service")
 
+# Pages show a failed persona check from cache for this long...
 FAILED_VERIFICATION_RETRY_SECONDS = 60.0
+# ...but a start checks again once the failure is this old, so one blip does not send a
+# minute of starts to the mock, while a broken Tavus is asked at most once per interval.
+START_RECHECK_SECONDS = 2.0
 NO_KEY_REASON = (
     "No Tavus API key configured (TAVUS_API_KEY or VITE_TAVUS_API_KEY): sessions use the mock"
 )
@@ -123,16 +127,24 @@ class AwakNowService:
                 self._client = self._client_factory(self.settings)
             return self._client
 
-    def mode_status(self, *, force: bool = False) -> ModeStatus:
-        """Verify the persona (cached by the client; failures retried after a minute)."""
+    def mode_status(
+        self, *, force: bool = False, failure_max_age: float = FAILED_VERIFICATION_RETRY_SECONDS
+    ) -> ModeStatus:
+        """Verify the persona (cached by the client); a failure is reused for
+        ``failure_max_age`` seconds, then checked again by the one caller that claims it."""
         persona_id = self.settings.persona_id.value or ""
         client = self.client
         if client is None:
             return ModeStatus("mock", NO_KEY_REASON, self._mock.get_persona(persona_id))
-        if not force and self._failed_check is not None:
-            failed_at, status = self._failed_check
-            if time.monotonic() - failed_at < FAILED_VERIFICATION_RETRY_SECONDS:
-                return status
+        if not force:
+            with self._lock:
+                failed = self._failed_check
+                if failed is not None:
+                    failed_at, status = failed
+                    if time.monotonic() - failed_at < failure_max_age:
+                        return status
+                    # Claim the re-check: concurrent callers keep the cached failure meanwhile.
+                    self._failed_check = (time.monotonic(), status)
         try:
             persona = client.get_persona(persona_id, force=force)
         except TavusError as exc:
@@ -186,7 +198,7 @@ class AwakNowService:
 
     def _backend_for_start(self) -> tuple[TavusBackend, str, str]:
         """Pick live or mock; in strict fallback a failed verification is raised."""
-        mode = self.mode_status()
+        mode = self.mode_status(failure_max_age=START_RECHECK_SECONDS)
         if mode.mode == "live":
             assert self.client is not None
             return self.client, "live", mode.reason
@@ -213,37 +225,44 @@ class AwakNowService:
         """Reserve atomically, then create the conversation; fall back visibly or fail cleanly.
 
         ``started_by`` (the signed-in person, or ``local``) is kept on the session: staff see
-        the sessions they started."""
+        the sessions they started.
+
+        A live create whose outcome is unknown (Tavus may have created it after the client gave
+        up) is kept as an ``unknown`` session the reaper reconciles; in mock fallback the user
+        then gets a new mock session, in strict fallback the error says the app keeps looking.
+        """
         backend, mode, reason = self._backend_for_start()
-        persona_id = self.settings.persona_id.value or ""
-        replica_id = self.settings.replica_id.value or ""
-        reservation = sessions.reserve(
-            self.store,
-            user_id,
-            session_type,
-            mode=mode,
-            mode_reason=reason,
-            persona_id=persona_id,
-            replica_id=replica_id,
-            context=context,
-            started_by=started_by,
-        )
-        body = sessions.create_body(
-            reservation,
-            persona_id=persona_id,
-            replica_id=replica_id,
-            callback_url=self.settings.callback_url if mode == "live" else None,
-            context=context,
-        )
+        reservation = self._reserve(user_id, session_type, context, mode, reason, started_by)
+        body = self._create_body(reservation, context, mode)
         try:
             try:
                 conversation = self._create(backend, body)
             except TavusError as exc:
+                unknown = isinstance(exc, TavusUnreachableError) and exc.request_sent
+                if unknown:
+                    sessions.mark_unknown(
+                        self.store,
+                        reservation.session_id,
+                        error_kind=type(exc).__name__,
+                        error_message=str(exc),
+                    )
                 if mode != "live" or self.settings.strict:
+                    if unknown:
+                        raise type(exc)(
+                            f"{exc} Tavus may still have created the conversation: the app "
+                            "keeps looking for it and ends it if it appears",
+                            status=exc.status,
+                            body=exc.body,
+                        ) from exc
                     raise
                 reason = f"Tavus could not create the conversation, so this is a mock: {exc}"
                 log.info("falling back to mock for %s: %s", reservation.session_id, exc)
                 backend, mode = self._mock, "mock"
+                if unknown:  # that session stays on the books; this one is the mock
+                    reservation = self._reserve(
+                        user_id, session_type, context, mode, reason, started_by
+                    )
+                    body = self._create_body(reservation, context, mode)
                 conversation = self._mock.create_conversation(body)
         except BaseException as exc:  # nothing was created: free the slot, bill nothing
             sessions.mark_failed(
@@ -280,13 +299,52 @@ class AwakNowService:
             max_call_duration=reservation.max_call_duration,
         )
 
+    def _reserve(
+        self,
+        user_id: str,
+        session_type: str,
+        context: str | None,
+        mode: str,
+        reason: str,
+        started_by: str | None,
+    ) -> sessions.Reservation:
+        return sessions.reserve(
+            self.store,
+            user_id,
+            session_type,
+            mode=mode,
+            mode_reason=reason,
+            persona_id=self.settings.persona_id.value or "",
+            replica_id=self.settings.replica_id.value or "",
+            context=context,
+            started_by=started_by,
+        )
+
+    def _create_body(
+        self, reservation: sessions.Reservation, context: str | None, mode: str
+    ) -> dict:
+        return sessions.create_body(
+            reservation,
+            persona_id=self.settings.persona_id.value or "",
+            replica_id=self.settings.replica_id.value or "",
+            callback_url=self.settings.callback_url if mode == "live" else None,
+            context=context,
+        )
+
     def _create(self, backend: TavusBackend, body: dict) -> dict:
-        """Create once; reconcile a timeout by name; free orphaned slots on a concurrency error."""
+        """Create once; reconcile a lost answer by name; free orphaned slots on a concurrency
+        error. A lost answer that the lookup cannot explain is re-raised: outcome unknown."""
         name = body["conversation_name"]
         try:
             return backend.create_conversation(body)
-        except TavusUnreachableError:
-            found = self._find_by_name(backend, name)
+        except TavusUnreachableError as exc:
+            if not exc.request_sent:
+                raise
+            try:
+                found = backend.find_conversation_by_name(name)
+            except TavusError as lookup:
+                log.info("could not look up %s after its create failed: %s", name, lookup)
+                raise exc from None
             if found is not None:
                 log.warning("create of %s timed out but Tavus has it: reconciled", name)
                 return found
@@ -296,49 +354,66 @@ class AwakNowService:
                 raise
             return backend.create_conversation(body)
 
-    @staticmethod
-    def _find_by_name(backend: TavusBackend, name: str) -> dict | None:
-        try:
-            return backend.find_conversation_by_name(name)
-        except TavusError as exc:
-            log.warning("could not reconcile %s: %s", name, exc)
-            return None
-
     def _end_orphans(self, backend: TavusBackend) -> bool:
-        """End active AwakNow conversations this database does not consider active."""
+        """End active ``awaknow_*`` conversations no session of this database may own.
+
+        A conversation is an orphan only if no session that is ``starting`` (its create
+        answer may be in flight), ``active`` or ``unknown`` (awaiting reconciliation) has its
+        name or its id: never end a call another session may still own. The listing is read
+        before the sessions, so a session that appears meanwhile is seen.
+        """
         listing = backend.list_conversations(status=CONVERSATION_ACTIVE)
-        ours = {
-            row[0]
-            for row in self.store.cursor()
+        owned_names: set[str] = set()
+        owned_ids: set[str] = set()
+        rows = (
+            self.store.cursor()
             .execute(
-                "SELECT conversation_id FROM sessions WHERE status = 'active' "
-                "AND conversation_id IS NOT NULL"
+                "SELECT conversation_name, conversation_id FROM sessions "
+                "WHERE status IN ('starting', 'active', 'unknown')"
             )
             .fetchall()
-        }
+        )
+        for name, conversation_id in rows:
+            owned_names.add(name)
+            if conversation_id:
+                owned_ids.add(conversation_id)
         ended = 0
         for conv in listing.get("data", []):
             name = conv.get("conversation_name") or ""
-            if name.startswith("awaknow_") and conv.get("conversation_id") not in ours:
-                backend.end_conversation(conv["conversation_id"])
-                log.warning("ended orphaned conversation %s (%s)", conv["conversation_id"], name)
-                ended += 1
+            conversation_id = conv.get("conversation_id") or ""
+            if not name.startswith("awaknow_") or name in owned_names:
+                continue
+            if conversation_id in owned_ids:
+                continue
+            try:
+                backend.end_conversation(conversation_id)
+            except TavusError as exc:
+                log.warning("could not end orphaned conversation %s: %s", conversation_id, exc)
+                continue
+            log.warning("ended orphaned conversation %s (%s)", conversation_id, name)
+            ended += 1
         return ended > 0
 
     def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
-        """End the remote conversation (idempotent), then close and bill once."""
+        """Ask Tavus to end the call, and close and bill once only when it confirms.
+
+        The bill runs to the click, or to Tavus's own end time when the call had already
+        ended; Tavus's shutdown event corrects it later. An End Tavus does not confirm leaves
+        the session active with the error recorded, raises, and is retried by the reaper.
+        """
         row = self.get_session(session_id)
-        ended_at = utcnow()
+        clicked_at = utcnow()
+        ended_at = clicked_at
         if row.running and row.conversation_id:
-            backend = self.backend_for(row.mode)
-            already_ended_at = self._remote_end_time(backend, row.conversation_id)
-            if already_ended_at is not None:
-                ended_at = min(ended_at, max(already_ended_at, row.billing_started_at))
-            else:
-                try:
-                    backend.end_conversation(row.conversation_id)
-                except TavusNotFoundError:
-                    log.info("conversation %s already gone at Tavus", row.conversation_id)
+            try:
+                already = self.backend_for(row.mode).end_conversation(row.conversation_id)
+            except TavusEndNotConfirmedError as exc:
+                sessions.record_end_not_confirmed(self.store, session_id, str(exc))
+                log.info("end of %s not confirmed: %s", row.conversation_id, exc)
+                raise
+            tavus_end = parse_tavus_time(already.get("updated_at")) if already else None
+            if tavus_end is not None:
+                ended_at = min(clicked_at, max(tavus_end, row.billing_started_at))
         bill = sessions.close_and_bill(
             self.store, session_id, ended_at=ended_at, end_source=end_source
         )
@@ -349,21 +424,6 @@ class AwakNowService:
         return EndedSession(
             bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
         )
-
-    @staticmethod
-    def _remote_end_time(backend: TavusBackend, conversation_id: str) -> datetime | None:
-        """When Tavus already ended the call (timeout, participant left), its end time.
-
-        Billing to that moment rather than to when someone noticed keeps minutes honest; a
-        lookup that fails just means the end call goes ahead as usual.
-        """
-        try:
-            conversation = backend.get_conversation(conversation_id)
-        except TavusError:
-            return None
-        if conversation.get("status") != CONVERSATION_ENDED:
-            return None
-        return parse_tavus_time(conversation.get("updated_at"))
 
     def poll_events(self, *, max_age_hours: float = 24, now: datetime | None = None) -> int:
         """One pass of the event poller (see ``events.poll_pending``) with this app's backends;
@@ -399,14 +459,30 @@ class AwakNowService:
         return SessionRefresh(self.get_session(session_id), "ended_by_tavus", remote, ended)
 
     def reap(self, now: datetime | None = None) -> list[EndedSession]:
-        """End sessions past max duration plus grace; reconcile stuck and timed-out starts."""
+        """One pass of the reaper: reconcile unknown creates, retry unconfirmed ends, and end
+        sessions past their maximum duration plus grace."""
         now = now or utcnow()
-        ended = self._reconcile_timeouts(now)
+        ended = self._reconcile_unknown_creates(now)
+        for session_id in sessions.unconfirmed_ends(self.store):
+            try:
+                ended.append(self.end_session(session_id, end_source="reaper"))
+            except TavusError as exc:
+                log.info("end of session %s still not confirmed: %s", session_id, exc)
         for session_id, conversation_id, mode, due in sessions.stale_sessions(self.store, now):
             backend = self.backend_for(mode)
             if conversation_id is None:
                 row = self.get_session(session_id)
-                found = self._find_by_name(backend, row.conversation_name)
+                try:
+                    found = backend.find_conversation_by_name(row.conversation_name)
+                except TavusError as exc:
+                    # The app stopped mid-create and Tavus cannot say: keep looking.
+                    sessions.mark_unknown(
+                        self.store,
+                        session_id,
+                        error_kind="StaleStart",
+                        error_message=f"the app stopped before Tavus answered ({exc})",
+                    )
+                    continue
                 if found is None:
                     sessions.mark_failed(
                         self.store,
@@ -451,26 +527,62 @@ class AwakNowService:
             )
         return ended
 
-    def _reconcile_timeouts(self, now: datetime) -> list[EndedSession]:
-        """End and bill conversations Tavus created after our create call timed out."""
+    def _reconcile_unknown_creates(self, now: datetime) -> list[EndedSession]:
+        """Look for every unknown create by name (all pages), on every pass.
+
+        Found: end it and bill from Tavus's times (once). Not found: settled as never created
+        only when a complete listing succeeded after the call could no longer be running.
+        """
         ended: list[EndedSession] = []
-        for session_id, name, mode in sessions.unreconciled_timeouts(self.store, now):
-            backend = self.backend_for(mode)
+        for pending in sessions.unknown_creates(self.store):
+            backend = self.backend_for(pending.mode)
             try:
-                found = backend.find_conversation_by_name(name)
+                found: dict[str, Any] | None
+                if pending.conversation_id:
+                    found = backend.get_conversation(pending.conversation_id)
+                else:
+                    found = backend.find_conversation_by_name(pending.conversation_name)
             except TavusError as exc:
-                log.info("cannot reconcile %s yet: %s", name, exc)
+                log.info("cannot reconcile %s yet: %s", pending.conversation_name, exc)
                 continue
             if found is None:
-                sessions.mark_reconciled(self.store, session_id)
+                if now >= pending.settled_after:
+                    sessions.settle_never_created(self.store, pending.session_id)
                 continue
-            log.warning(
-                "conversation %s was created after its start timed out: ending it",
-                found.get("conversation_id"),
+            conversation_id = str(found.get("conversation_id") or pending.conversation_id or "")
+            created_at = parse_tavus_time(found.get("created_at"))
+            if not conversation_id:
+                continue
+            if not pending.conversation_id:
+                log.warning(
+                    "conversation %s was created after its start timed out: ending it",
+                    conversation_id,
+                )
+                sessions.adopt_found(self.store, pending.session_id, found, created_at or utcnow())
+            ended_at = utcnow()
+            if found.get("status") in ENDED_STATUSES:
+                ended_at = parse_tavus_time(found.get("updated_at")) or ended_at
+            else:
+                try:
+                    already = backend.end_conversation(conversation_id)
+                except TavusError as exc:
+                    sessions.record_end_not_confirmed(self.store, pending.session_id, str(exc))
+                    continue
+                tavus_end = parse_tavus_time(already.get("updated_at")) if already else None
+                if tavus_end is not None:
+                    ended_at = min(ended_at, tavus_end)
+            bill = sessions.close_and_bill(
+                self.store, pending.session_id, ended_at=ended_at, end_source="reaper"
             )
-            started_at = parse_tavus_time(found.get("created_at")) or now
-            sessions.revive_for_billing(self.store, session_id, found, started_at)
-            ended.append(self.end_session(session_id, end_source="reaper"))
+            ended.append(
+                EndedSession(
+                    bill.session_id,
+                    bill.status,
+                    bill.seconds_used,
+                    bill.minutes_used,
+                    bill.newly_billed,
+                )
+            )
         return ended
 
     # --- reads ------------------------------------------------------------------------------
@@ -506,7 +618,9 @@ class AwakNowService:
         if not session.conversation_id:
             return session.status
         try:
-            conv = self.backend_for(session.mode).get_conversation(session.conversation_id)
+            conv = self.backend_for(session.mode).get_conversation(
+                session.conversation_id, quick=True
+            )
         except TavusError as exc:
             log.info("status of %s unavailable: %s", session.conversation_id, exc)
             return "unknown"

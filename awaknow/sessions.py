@@ -34,6 +34,17 @@ MAX_CALL_SECONDS = 300
 PARTICIPANT_LEFT_TIMEOUT = 60
 PARTICIPANT_ABSENT_TIMEOUT = 120
 REAPER_GRACE_SECONDS = 120
+# error_kind of an active session whose End Tavus did not confirm: the reaper retries it.
+END_NOT_CONFIRMED = "TavusEndNotConfirmedError"
+STATUSES = ("starting", "active", "unknown", "completed", "failed")
+# What pages call each status; "unknown" is a live create Tavus did not answer.
+STATUS_LABELS = {
+    "starting": "starting",
+    "active": "active",
+    "unknown": "awaiting Tavus",
+    "completed": "completed",
+    "failed": "failed",
+}
 MAX_CONTEXT_CHARS = 4000
 
 
@@ -87,7 +98,7 @@ class SessionRecord:
     session_id: str
     user_id: str
     session_type: str
-    status: str  # starting | active | completed | failed
+    status: str  # starting | active | unknown | completed | failed
     mode: SessionMode
     mode_reason: str | None
     plan_id: str | None
@@ -114,6 +125,15 @@ class SessionRecord:
     def running(self) -> bool:
         """Starting or active: the user's slot is taken and the call may be billing."""
         return self.status in ("starting", "active")
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def end_not_confirmed(self) -> bool:
+        """Someone asked to end it and Tavus did not confirm: it may still be billing."""
+        return self.status in ("active", "unknown") and self.error_kind == END_NOT_CONFIRMED
 
     @property
     def billing_started_at(self) -> datetime:
@@ -346,7 +366,8 @@ def mark_failed(store: Store, session_id: str, *, error_kind: str, error_message
     with store.transaction() as cur:
         cur.execute(
             "UPDATE sessions SET status = 'failed', error_kind = ?, error_message = ?, "
-            "ended_at = ?, end_source = 'app', seconds_used = 0 WHERE session_id = ?",
+            "ended_at = ?, end_source = 'app', seconds_used = 0 "
+            "WHERE session_id = ? AND status IN ('starting', 'active')",
             [error_kind, error_message, utcnow(), session_id],
         )
         cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
@@ -443,11 +464,22 @@ def _close_and_bill_once(
             )
             log.info("rebilled session %s to Tavus's clock: %s s", session_id, seconds)
             return Bill(session_id, "completed", seconds, False, "tavus")
+        # An End that Tavus did not confirm at first is history once it is confirmed.
         cur.execute(
             "UPDATE sessions SET status = 'completed', ended_at = ?, end_source = ?, "
-            "shutdown_reason = coalesce(?, shutdown_reason), seconds_used = ? "
+            "shutdown_reason = coalesce(?, shutdown_reason), seconds_used = ?, "
+            "error_message = CASE WHEN error_kind = ? THEN NULL ELSE error_message END, "
+            "error_kind = CASE WHEN error_kind = ? THEN NULL ELSE error_kind END "
             "WHERE session_id = ?",
-            [ended_at, end_source, shutdown_reason, seconds, session_id],
+            [
+                ended_at,
+                end_source,
+                shutdown_reason,
+                seconds,
+                END_NOT_CONFIRMED,
+                END_NOT_CONFIRMED,
+                session_id,
+            ],
         )
         # The bill copies the session's dimensions so analytics never needs a join.
         cur.execute(
@@ -497,46 +529,94 @@ def stale_sessions(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def unreconciled_timeouts(
-    store: Store, now: datetime, settle_seconds: int = 5
-) -> list[tuple[str, str, str]]:
-    """Starts that failed because Tavus did not answer in time: (id, conversation name, mode).
+def record_end_not_confirmed(store: Store, session_id: str, error_message: str) -> None:
+    """Keep the session active (it may still be billing) with the refusal visible."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET error_kind = ?, error_message = ? "
+            "WHERE session_id = ? AND status IN ('starting', 'active', 'unknown')",
+            [END_NOT_CONFIRMED, error_message, session_id],
+        )
 
-    Tavus may still have created the conversation after the client gave up, so each one is
-    looked up by name once, a little later, to end and bill it rather than leave it running.
-    """
+
+def unconfirmed_ends(store: Store) -> list[str]:
+    """Active sessions whose End Tavus has not confirmed yet, oldest first."""
     rows = (
         store.cursor()
         .execute(
-            "SELECT session_id, conversation_name, mode FROM sessions "
-            "WHERE status = 'failed' AND error_kind = 'TavusUnreachableError' "
-            "AND end_source = 'app' AND ended_at < ?",
-            [now - timedelta(seconds=settle_seconds)],
+            "SELECT session_id FROM sessions WHERE status = 'active' AND error_kind = ? "
+            "ORDER BY created_at",
+            [END_NOT_CONFIRMED],
         )
         .fetchall()
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [row[0] for row in rows]
 
 
-def mark_reconciled(store: Store, session_id: str) -> None:
-    """Record that a timed-out start was looked up and Tavus had no conversation for it."""
-    store.cursor().execute(
-        "UPDATE sessions SET end_source = 'reconciled' WHERE session_id = ?", [session_id]
+def mark_unknown(store: Store, session_id: str, *, error_kind: str, error_message: str) -> None:
+    """A live create whose outcome is unknown: frees the user's slot, stays on the books.
+
+    Tavus may have created the conversation after the client gave up; the reaper looks for it
+    by name on every pass (``unknown_creates``) until it is found and billed, or could no longer
+    be running.
+    """
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET status = 'unknown', error_kind = ?, error_message = ? "
+            "WHERE session_id = ? AND status IN ('starting', 'active')",
+            [error_kind, error_message, session_id],
+        )
+        cur.execute("DELETE FROM active_sessions WHERE session_id = ?", [session_id])
+
+
+@dataclass(frozen=True)
+class UnknownCreate:
+    """A session awaiting reconciliation: its conversation may or may not exist at Tavus."""
+
+    session_id: str
+    conversation_name: str
+    conversation_id: str | None  # set once found, while its End is not yet confirmed
+    mode: str
+    settled_after: datetime  # created_at + max_call_duration + grace: surely over by then
+
+
+def unknown_creates(store: Store, grace_seconds: int = REAPER_GRACE_SECONDS) -> list[UnknownCreate]:
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT session_id, conversation_name, conversation_id, mode, "
+            "created_at + to_seconds(max_call_duration + ?) "
+            "FROM sessions WHERE status = 'unknown' ORDER BY created_at",
+            [grace_seconds],
+        )
+        .fetchall()
     )
+    return [UnknownCreate(*row) for row in rows]
 
 
-def revive_for_billing(
-    store: Store, session_id: str, conversation: dict, started_at: datetime
-) -> None:
-    """A start we marked failed turned out to exist at Tavus: make it billable."""
-    store.cursor().execute(
-        "UPDATE sessions SET status = 'active', conversation_id = ?, conversation_url = ?, "
-        "started_at = ?, error_message = error_message || ' (created late; ended and billed)' "
-        "WHERE session_id = ? AND status = 'failed'",
-        [
-            conversation["conversation_id"],
-            conversation.get("conversation_url"),
-            started_at,
-            session_id,
-        ],
-    )
+def adopt_found(store: Store, session_id: str, conversation: dict, started_at: datetime) -> None:
+    """Attach the conversation found for an unknown create, to bill from Tavus's times."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET conversation_id = ?, "
+            "conversation_url = coalesce(?, conversation_url), started_at = ? "
+            "WHERE session_id = ? AND status = 'unknown'",
+            [
+                conversation["conversation_id"],
+                conversation.get("conversation_url"),
+                started_at,
+                session_id,
+            ],
+        )
+
+
+def settle_never_created(store: Store, session_id: str) -> None:
+    """An unknown create that Tavus never made (a full listing after it could have ended)."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE sessions SET status = 'failed', end_source = 'reconciled', ended_at = ?, "
+            "seconds_used = 0, "
+            "error_message = coalesce(error_message, '') || ' (Tavus never created it)' "
+            "WHERE session_id = ? AND status = 'unknown'",
+            [utcnow(), session_id],
+        )

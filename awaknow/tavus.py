@@ -24,13 +24,14 @@ from awaknow.errors import (
     TavusBadRequestError,
     TavusConcurrencyError,
     TavusCreditsError,
+    TavusEndNotConfirmedError,
     TavusError,
     TavusNotFoundError,
     TavusRateLimitError,
     TavusServerError,
     TavusUnreachableError,
 )
-from awaknow.tavus_names import CONVERSATION_ENDED
+from awaknow.tavus_names import ENDED_STATUSES
 
 DEFAULT_BASE_URL = "https://tavusapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
@@ -39,6 +40,8 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5, k
 MAX_RETRY_AFTER_SECONDS = 5.0
 # Enough to cover any realistic account while bounding a reconcile that Tavus keeps paginating.
 MAX_LIST_PAGES = 50
+# A status read that only confirms an End must not hold the page: one try, this read timeout.
+QUICK_READ_TIMEOUT = 3.0
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PATH_ID = re.compile(r"^/v2/(personas|conversations)/([^/?]+)")
@@ -83,8 +86,10 @@ class TavusBackend(Protocol):
         """Start a conversation (billing starts now) and return it."""
         ...
 
-    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
-        """Return one conversation; ``verbose`` adds its events."""
+    def get_conversation(
+        self, conversation_id: str, *, verbose: bool = False, quick: bool = False
+    ) -> dict[str, Any]:
+        """Return one conversation; ``verbose`` adds its events; ``quick`` means one short try."""
         ...
 
     def list_conversations(
@@ -93,8 +98,12 @@ class TavusBackend(Protocol):
         """Return ``{"data": [...], "total_count": N}``."""
         ...
 
-    def end_conversation(self, conversation_id: str) -> None:
-        """End a conversation; ending an ended one is not an error."""
+    def end_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """End a conversation, or raise ``TavusEndNotConfirmedError``.
+
+        Returns the conversation when it had already ended (its ``updated_at`` is Tavus's end
+        time), None when this call ended it. Ending an ended one is not an error.
+        """
         ...
 
     def find_conversation_by_name(
@@ -213,6 +222,7 @@ class TavusClient(ClosedOnExit):
         max_retries: int = 2,
         backoff_seconds: float = 0.3,
         persona_cache_seconds: float = 300.0,
+        quick_read_timeout: float = QUICK_READ_TIMEOUT,
     ) -> None:
         if not api_key:
             raise TavusAuthError(
@@ -223,6 +233,13 @@ class TavusClient(ClosedOnExit):
         self._max_retries = max(0, max_retries)
         self._backoff_seconds = max(0.0, backoff_seconds)
         self._persona_cache_seconds = persona_cache_seconds
+        base_timeout = timeout or DEFAULT_TIMEOUT
+        self._quick_timeout = httpx.Timeout(
+            connect=base_timeout.connect,
+            read=quick_read_timeout,
+            write=base_timeout.write,
+            pool=base_timeout.pool,
+        )
         self._persona_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._persona_lock = threading.Lock()
         self._http = httpx.Client(
@@ -232,7 +249,7 @@ class TavusClient(ClosedOnExit):
                 "Accept": "application/json",
                 "Content-Type": "application/json",
             },
-            timeout=timeout or DEFAULT_TIMEOUT,
+            timeout=base_timeout,
             limits=DEFAULT_LIMITS,
             transport=transport,
         )
@@ -270,12 +287,22 @@ class TavusClient(ClosedOnExit):
         """
         return self._json(self._send("POST", "/v2/conversations", json_body=body, retry=False))
 
-    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
-        """Read one conversation; ``verbose`` adds the events used when callbacks cannot arrive."""
+    def get_conversation(
+        self, conversation_id: str, *, verbose: bool = False, quick: bool = False
+    ) -> dict[str, Any]:
+        """Read one conversation; ``verbose`` adds the events used when callbacks cannot arrive.
+
+        ``quick`` is for reads a person waits on (confirming an End, a status badge): no
+        retries and a short read timeout, so a slow Tavus costs seconds, not a minute.
+        """
         check_id("conversation", conversation_id)
         params = {"verbose": "true"} if verbose else None
         response = self._send(
-            "GET", f"/v2/conversations/{conversation_id}", params=params, retry=True
+            "GET",
+            f"/v2/conversations/{conversation_id}",
+            params=params,
+            retry=not quick,
+            timeout=self._quick_timeout if quick else None,
         )
         return self._json(response)
 
@@ -291,45 +318,64 @@ class TavusClient(ClosedOnExit):
         total = payload.get("total_count")
         return {"data": data, "total_count": total if isinstance(total, int) else len(data)}
 
-    def end_conversation(self, conversation_id: str) -> None:
-        """End a conversation so it stops billing; safe to call on one that already ended.
+    def end_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """End a conversation so it stops billing; done only when Tavus confirms it.
 
-        Tavus does not document ending twice, so a 400/404 is checked against the conversation's
-        own status before being reported.
+        The POST comes first, so a slow Tavus never delays the end itself. A 2xx confirms.
+        Anything else (a refusal, a timeout, "already ended") is checked with one quick read:
+        ``ended``/``error`` or a 404 confirms, and the read is returned when it shows the end
+        time. Otherwise ``TavusEndNotConfirmedError``: the call may still be billing. Timeouts
+        are not retried here; the caller (a person clicking again, the reaper) retries.
         """
         check_id("conversation", conversation_id)
         try:
-            self._send("POST", f"/v2/conversations/{conversation_id}/end", retry=True)
+            self._send(
+                "POST",
+                f"/v2/conversations/{conversation_id}/end",
+                retry=True,
+                retry_timeouts=False,
+            )
+            return None
         except TavusError as error:
-            if error.status not in (400, 404):
-                raise
-            try:
-                current = self.get_conversation(conversation_id)
-            except TavusError as lookup:
-                if isinstance(lookup, TavusNotFoundError) and lookup.status == 404:
-                    return
-                raise error from lookup
-            if current.get("status") != CONVERSATION_ENDED:
-                raise
+            end_error = error
+        if isinstance(end_error, TavusAuthError):  # a read with the same key cannot succeed
+            raise _end_not_confirmed(conversation_id, end_error) from end_error
+        try:
+            current = self.get_conversation(conversation_id, quick=True)
+        except TavusError as lookup:
+            if isinstance(lookup, TavusNotFoundError) and lookup.status == 404:
+                _log.debug("Conversation %s is gone at Tavus: ended", conversation_id)
+                return {"conversation_id": conversation_id, "status": "ended"}
+            raise _end_not_confirmed(conversation_id, end_error, lookup) from end_error
+        if current.get("status") in ENDED_STATUSES:
             _log.debug("Conversation %s had already ended", conversation_id)
+            return current
+        raise _end_not_confirmed(conversation_id, end_error) from end_error
 
     def find_conversation_by_name(
         self, conversation_name: str, *, status: str | None = None
     ) -> dict[str, Any] | None:
-        """Find the conversation a timed-out create may have started, so it is not orphaned."""
+        """Find the conversation a timed-out create may have started, so it is not orphaned.
+
+        Pages are followed until ``total_count`` is covered: a page shorter than asked for
+        does not mean the last one (Tavus may cap the page size). None means a complete
+        listing did not have it; a listing that fails or never ends raises.
+        """
         limit = 100
+        seen = 0
         for page in range(1, MAX_LIST_PAGES + 1):
             listing = self.list_conversations(status=status, limit=limit, page=page)
             data = listing["data"]
             for conversation in data:
                 if conversation.get("conversation_name") == conversation_name:
                     return conversation
-            if len(data) < limit or page * limit >= listing["total_count"]:
+            seen += len(data)
+            if not data or seen >= listing["total_count"]:
                 return None
-        _log.warning(
-            "Stopped looking for conversation %r after %d pages", conversation_name, MAX_LIST_PAGES
+        raise TavusServerError(
+            f"Tavus listed more than {MAX_LIST_PAGES} pages of conversations while AwakNow "
+            f"looked for {conversation_name}: the search stops there and is tried again later"
         )
-        return None
 
     def _send(
         self,
@@ -339,8 +385,14 @@ class TavusClient(ClosedOnExit):
         params: dict[str, Any] | None = None,
         json_body: dict[str, Any] | None = None,
         retry: bool,
+        retry_timeouts: bool = True,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
-        """Send with retries for safe calls; raise the mapped error once retries run out."""
+        """Send with retries for safe calls; raise the mapped error once retries run out.
+
+        ``retry_timeouts=False`` still retries quick failures (5xx, 429, refused connections)
+        but not a timeout, which already cost a whole read timeout.
+        """
         attempts = 1 + (self._max_retries if retry else 0)
         attempt = 0
         while True:
@@ -349,11 +401,13 @@ class TavusClient(ClosedOnExit):
             retry_after: float | None = None
             error: TavusError
             try:
-                response = self._send_once(method, path, params, json_body)
+                response = self._send_once(method, path, params, json_body, timeout)
             except httpx.TransportError as exc:
                 cause = exc
                 error = _unreachable(self._base_url, exc)
                 reason = type(exc).__name__
+                if not retry_timeouts and isinstance(exc, httpx.TimeoutException):
+                    raise error from cause
             else:
                 if response.is_success:
                     return response
@@ -382,12 +436,19 @@ class TavusClient(ClosedOnExit):
         path: str,
         params: dict[str, Any] | None,
         json_body: dict[str, Any] | None,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """One HTTP round trip, logged at DEBUG with secrets removed."""
         persona = _persona_in(path, json_body)
         started = time.perf_counter()
         try:
-            response = self._http.request(method, path, params=params, json=json_body)
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                json=json_body,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.TransportError as exc:
             _log.debug(
                 "Tavus %s %s failed after %.0f ms (%s) persona=%s request=%s",
@@ -425,11 +486,30 @@ class TavusClient(ClosedOnExit):
         )
 
 
+# No connection was made, so the request never reached Tavus and nothing was created.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
 def _unreachable(base_url: str, exc: httpx.TransportError) -> TavusUnreachableError:
     """The error for no answer at all; the exception's class name says which kind."""
     return TavusUnreachableError(
         f"Could not reach Tavus at {base_url} ({type(exc).__name__}): "
-        "check TAVUS_API_BASE_URL and the network"
+        "check TAVUS_API_BASE_URL and the network",
+        request_sent=not isinstance(exc, _NOT_SENT),
+    )
+
+
+def _end_not_confirmed(
+    conversation_id: str, error: TavusError, lookup: TavusError | None = None
+) -> TavusEndNotConfirmedError:
+    """The one-line error for an End Tavus did not confirm, keeping the refusal's own words."""
+    checked = f"; the status check failed too ({lookup})" if lookup is not None else ""
+    return TavusEndNotConfirmedError(
+        f"Tavus did not confirm that conversation {conversation_id} ended ({error}{checked}): "
+        "it may still be running, so the session stays active; try End again (the app also "
+        "retries on its own)",
+        status=error.status,
+        body=error.body,
     )
 
 

@@ -22,6 +22,8 @@ PERCEPTION_ANALYSIS = "application.perception_analysis"
 # A conversation's ``status``: ``active`` while the call can run, ``ended`` once Tavus ended it.
 CONVERSATION_ACTIVE = "active"
 CONVERSATION_ENDED = "ended"
+# Statuses after which Tavus no longer bills (``error``: the call failed and stopped).
+ENDED_STATUSES = frozenset({CONVERSATION_ENDED, "error"})
 
 # ``properties.shutdown_reason`` when the end endpoint was called, and when the call reached its
 # ``max_call_duration`` (which the reaper reports too when it ends a call for Tavus).

@@ -178,13 +178,30 @@ _FAULT_OPTIONS: dict[str, frozenset[str]] = {
     "server_error": frozenset({"status"}),
     "rate_limit": frozenset({"retry_after"}),
     "latency": frozenset({"seconds"}),
+    "invalid_id": frozenset(),
+    "end_refused": frozenset(),
+    "hang": frozenset({"seconds"}),
+    "slow_answer": frozenset({"seconds"}),
 }
-# Kinds that only make sense on some endpoints; the others hit every /v2 request.
+# Kinds that only make sense on some endpoints; the others hit every /v2 request. The
+# ``routes`` option replaces these defaults (e.g. a 402 on reads, to test a client's mapping).
 _FAULT_ROUTES: dict[str, frozenset[str]] = {
     "unknown_persona": frozenset({"get_persona", "create_conversation"}),
     "credits": frozenset({"create_conversation"}),
     "concurrency": frozenset({"create_conversation"}),
+    "invalid_id": frozenset({"get_conversation", "end_conversation"}),
+    "end_refused": frozenset({"end_conversation"}),
 }
+# Short names accepted by the ``routes`` option, besides the full route names.
+_ROUTE_ALIASES = {
+    "persona": "get_persona",
+    "create": "create_conversation",
+    "get": "get_conversation",
+    "end": "end_conversation",
+    "list": "list_conversations",
+}
+_ROUTE_NAMES = frozenset({*_ROUTE_ALIASES.values(), "list_personas", "delete_conversation"})
+_HANG_SECONDS = 60.0  # "no answer": far past any client's read timeout
 
 
 @dataclass
@@ -194,6 +211,7 @@ class _Fault:
     kind: str
     times: int | None = None
     methods: frozenset[str] | None = None
+    routes: frozenset[str] | None = None
     status: int = 500
     seconds: float = 1.0
     retry_after: int | None = None
@@ -205,10 +223,20 @@ class _Fault:
             raise ValueError(
                 f"unknown fault kind {kind!r}; expected one of {sorted(_FAULT_OPTIONS)}"
             )
-        unknown = set(options) - _FAULT_OPTIONS[kind] - {"times", "methods"}
+        unknown = set(options) - _FAULT_OPTIONS[kind] - {"times", "methods", "routes"}
         if unknown:
             raise ValueError(f"fault {kind!r} does not take {sorted(unknown)}")
         fault = cls(kind)
+        if kind == "hang":
+            fault.seconds = _HANG_SECONDS
+        if "routes" in options:
+            routes = options["routes"]
+            if isinstance(routes, str) or not all(isinstance(r, str) for r in routes):
+                raise ValueError('routes must be a list such as ["create", "end"]')
+            names = frozenset(_ROUTE_ALIASES.get(r, r) for r in routes)
+            if not names <= _ROUTE_NAMES:
+                raise ValueError(f"unknown routes {sorted(names - _ROUTE_NAMES)}")
+            fault.routes = names
         if "times" in options:
             times = options["times"]
             if not _is_int(times) or times < 1:
@@ -236,16 +264,18 @@ class _Fault:
     def hits(self, method: str, route: str | None) -> bool:
         if self.methods is not None and method not in self.methods:
             return False
-        routes = _FAULT_ROUTES.get(self.kind)
+        routes = self.routes if self.routes is not None else _FAULT_ROUTES.get(self.kind)
         return routes is None or route in routes
 
     def describe(self) -> dict[str, Any]:
         """The fault as JSON, for ``/_fake/state`` and the control endpoint's answer."""
         out: dict[str, Any] = {"kind": self.kind, "times": self.times}
         out["methods"] = sorted(self.methods) if self.methods is not None else None
+        if self.routes is not None:
+            out["routes"] = sorted(self.routes)
         if self.kind == "server_error":
             out["status"] = self.status
-        elif self.kind == "latency":
+        elif self.kind in ("latency", "hang", "slow_answer"):
             out["seconds"] = self.seconds
         elif self.kind == "rate_limit":
             out["retry_after"] = self.retry_after
@@ -277,8 +307,12 @@ class _Call:
     fault: _Fault | None
 
 
-def _page(items: list[Any], query: dict[str, str]) -> Reply:
-    """Tavus list pagination: 1-based ``page``, ``limit`` per page, and the unpaged count."""
+def _page(items: list[Any], query: dict[str, str], max_page_size: int | None = None) -> Reply:
+    """Tavus list pagination: 1-based ``page``, ``limit`` per page, and the unpaged count.
+
+    ``max_page_size`` caps ``limit`` silently, so a page shorter than asked for is not the
+    last one: clients must stop on ``total_count``.
+    """
     try:
         limit = int(query.get("limit") or 10)
         page = int(query.get("page") or 1)
@@ -286,6 +320,8 @@ def _page(items: list[Any], query: dict[str, str]) -> Reply:
         limit = page = 0
     if limit < 1 or page < 1:
         return 400, {"message": "limit and page must be positive integers"}
+    if max_page_size is not None:
+        limit = min(limit, max_page_size)
     start = (page - 1) * limit
     return 200, {"data": items[start : start + limit], "total_count": len(items)}
 
@@ -382,6 +418,7 @@ class FakeTavus:
         max_concurrent: int = 3,
         replica_join_delay: float = 0.05,
         callback_timeout: float = 2.0,
+        max_page_size: int | None = None,
     ) -> None:
         """``api_key=None`` accepts any non-empty ``x-api-key``; ``port=0`` picks a free port."""
         if max_concurrent < 0 or replica_join_delay < 0 or callback_timeout <= 0:
@@ -391,6 +428,7 @@ class FakeTavus:
         self._max_concurrent = max_concurrent
         self._replica_join_delay = replica_join_delay
         self._callback_timeout = callback_timeout
+        self._max_page_size = max_page_size
 
         self.requests: list[RecordedRequest] = []
         self.conversations: dict[str, dict[str, Any]] = {}
@@ -511,9 +549,15 @@ class FakeTavus:
 
         Kinds hitting every /v2 request: ``bad_key`` (401), ``server_error`` (500, or option
         ``status``), ``rate_limit`` (429, option ``retry_after`` adds that header), ``latency``
-        (sleep ``seconds``, default 1, then answer normally). Kinds hitting only some
-        endpoints: ``unknown_persona`` (persona GET and create: 400 Invalid persona_id),
-        ``credits`` (create: 402) and ``concurrency`` (create: the 400 concurrency body).
+        (sleep ``seconds``, default 1, then answer normally: a create then happens late),
+        ``hang`` (no answer at all for ``seconds``, default 60, then the connection is
+        dropped; nothing is done) and ``slow_answer`` (do the work, e.g. create the
+        conversation, then answer only after ``seconds``). Kinds hitting only some endpoints:
+        ``unknown_persona`` (persona GET and create: 400 Invalid persona_id), ``credits``
+        (create: 402), ``concurrency`` (create: the 400 concurrency body), ``invalid_id``
+        (conversation GET and end: 400 Invalid conversation_id, though the id is fine) and
+        ``end_refused`` (the same, on end only). ``routes=[...]`` picks the endpoints instead
+        (``persona``, ``create``, ``get``, ``end``, ``list`` or full route names).
         ``times=N`` clears the fault after the N requests it actually hit, so retry logic can
         be tested; ``methods=["POST"]`` restricts it to those methods. The same is reachable
         over HTTP as ``POST /_fake/fault`` with ``{"kind": ..., **options}``.
@@ -570,8 +614,9 @@ class FakeTavus:
 
     def _handle(
         self, method: str, target: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, Any, dict[str, str]]:
-        """Answer one request: ``(status, JSON body or None, extra headers)``."""
+    ) -> tuple[int | None, Any, dict[str, str]]:
+        """Answer one request: ``(status, JSON body or None, extra headers)``; status None
+        drops the connection without an answer."""
         parts = urlsplit(target)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -599,6 +644,9 @@ class FakeTavus:
 
         fault = self._take_fault(method, route_name)
         if fault is not None:
+            if fault.kind == "hang":
+                self._stopping.wait(fault.seconds)
+                return None, None, {}
             if fault.kind == "latency":
                 time.sleep(fault.seconds)
             elif fault.kind == "bad_key":
@@ -614,7 +662,16 @@ class FakeTavus:
             return *_BAD_KEY, {}
         if endpoint is None:
             return 404, {"message": f"Not found: {method} {path}"}, {}
+        if fault is not None and fault.kind in ("invalid_id", "end_refused"):
+            return *_INVALID_CONVERSATION, {}
+        if fault is not None and route_name != "create_conversation":
+            if fault.kind == "credits":
+                return *_NO_CREDITS, {}
+            if fault.kind == "concurrency":
+                return *_CONCURRENCY, {}
         status, body = endpoint(_Call(ident, query, raw, fault))
+        if fault is not None and fault.kind == "slow_answer":
+            self._stopping.wait(fault.seconds)  # done, but answered after the client gave up
         return status, body, {}
 
     def _take_fault(self, method: str, route: str | None) -> _Fault | None:
@@ -721,7 +778,7 @@ class FakeTavus:
                 for conv in newest_first
                 if not conv["deleted"] and (not wanted or conv["status"] == wanted)
             ]
-        return _page(items, call.query)
+        return _page(items, call.query, self._max_page_size)
 
     def _get_conversation(self, call: _Call) -> Reply:
         verbose = call.query.get("verbose", "").lower() == "true"
@@ -982,6 +1039,9 @@ class _Handler(BaseHTTPRequestHandler):
             _log.error("fake Tavus failed on %s %s: %r", self.command, self.path, exc)
             _log.debug("traceback", exc_info=True)
             status, body, extra = 500, {"message": "Internal server error"}, {}
+        if status is None:
+            self.close_connection = True  # "hang": the client only ever sees its timeout
+            return
         self._reply(status, body, extra)
 
     def _reply(self, status: int, body: Any, extra: dict[str, str]) -> None:

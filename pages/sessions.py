@@ -3,11 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics, events, signin, ui
+from awaknow import analytics, events, sessions, signin, ui
 from awaknow.access import Permission
 from awaknow.errors import AwakNowError
 
-STATUSES = ("starting", "active", "completed", "failed")
 TABLE_LIMIT = 500
 
 viewer = signin.require_page(__file__)
@@ -25,7 +24,13 @@ if bounds is None:
 
 filters = ui.filter_bar("se", bounds)
 c1, c2 = st.columns([1, 2])
-status = c1.multiselect("Status", STATUSES, key="se_status", placeholder="Any status")
+status = c1.multiselect(
+    "Status",
+    sessions.STATUSES,
+    format_func=lambda s: sessions.STATUS_LABELS[s],
+    key="se_status",
+    placeholder="Any status",
+)
 search = c2.text_input(
     "Search",
     key="se_search",
@@ -88,7 +93,8 @@ with st.container(border=True):
     st.subheader(f"{session.user_id} · {session.session_type}", anchor=False)
     st.markdown(
         f":{'green' if session.mode == 'live' else 'orange'}-badge[{session.mode.upper()}] "
-        f":{'blue' if session.running else 'gray'}-badge[{session.status}] "
+        f":{'blue' if session.running else 'violet' if session.status == 'unknown' else 'gray'}"
+        f"-badge[{session.status_label}] "
         f"Conversation `{session.conversation_id or '-'}` · `{session.conversation_name}`"
     )
     m = st.columns(4)
@@ -110,6 +116,18 @@ with st.container(border=True):
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in facts.items()))
     if session.context and viewer.can(Permission.SEE_SENSITIVE):
         st.caption(f"Context sent to Tavus: {session.context}")
+    if session.end_not_confirmed:
+        st.warning(
+            f"End not confirmed by Tavus yet (the app retries): {session.error_message}",
+            icon=":material/sync_problem:",
+        )
+    elif session.status == "unknown":
+        st.warning(
+            "Tavus did not answer the create in time, so it may have started this call: the "
+            f"app keeps looking for it, and ends and bills it if it appears. "
+            f"({session.error_kind}: {session.error_message or 'no message'})",
+            icon=":material/hourglass_top:",
+        )
     if session.status == "failed":
         st.error(
             f"{session.error_kind or 'Failed'}: {session.error_message or 'no message'}",

@@ -331,22 +331,30 @@ def test_end_404_is_ok() -> None:
     assert recorder.paths() == ["POST /v2/conversations/c1/end", "GET /v2/conversations/c1"]
 
 
-def test_end_400_on_active_conversation_raises_the_end_error() -> None:
+def test_end_400_on_active_conversation_is_not_confirmed() -> None:
     recorder = Recorder(
         httpx.Response(400, json={"error": "cannot end now"}),
         httpx.Response(200, json={"conversation_id": "c1", "status": "active"}),
     )
-    with make_client(recorder) as client, pytest.raises(errors.TavusBadRequestError) as caught:
+    with (
+        make_client(recorder) as client,
+        pytest.raises(errors.TavusEndNotConfirmedError) as caught,
+    ):
         client.end_conversation("c1")
     assert caught.value.status == 400
     assert "cannot end now" in str(caught.value)
+    assert isinstance(caught.value.__cause__, errors.TavusBadRequestError)
 
 
-def test_end_auth_failure_is_raised_without_lookup() -> None:
+def test_end_auth_failure_is_not_confirmed_without_lookup() -> None:
     recorder = Recorder(httpx.Response(401, json={"message": "Invalid access token"}))
-    with make_client(recorder) as client, pytest.raises(errors.TavusAuthError):
+    with (
+        make_client(recorder) as client,
+        pytest.raises(errors.TavusEndNotConfirmedError) as caught,
+    ):
         client.end_conversation("c1")
     assert len(recorder.requests) == 1
+    assert isinstance(caught.value.__cause__, errors.TavusAuthError)
 
 
 def test_headers_and_request_shapes() -> None:
@@ -451,14 +459,72 @@ def test_client_satisfies_backend_protocol() -> None:
         assert client.mode == "live"
 
 
-def test_end_raises_the_end_error_when_the_lookup_fails() -> None:
+def test_end_is_not_confirmed_when_the_lookup_fails_too() -> None:
     recorder = Recorder(
         httpx.Response(400, json={"error": "cannot end now"}),
         httpx.Response(500, json={"error": "boom"}),
     )
     with (
-        make_client(recorder, max_retries=0) as client,
-        pytest.raises(errors.TavusBadRequestError) as caught,
+        make_client(recorder) as client,
+        pytest.raises(errors.TavusEndNotConfirmedError) as caught,
     ):
         client.end_conversation("c1")
-    assert isinstance(caught.value.__cause__, errors.TavusServerError)
+    assert isinstance(caught.value.__cause__, errors.TavusBadRequestError)
+    assert "cannot end now" in str(caught.value) and "500" in str(caught.value)
+    assert len(recorder.requests) == 2, "the confirming read is one quick try"
+
+
+def test_end_returns_the_read_that_confirms_an_earlier_end() -> None:
+    ended = {"conversation_id": "c1", "status": "ended", "updated_at": "2026-01-01T00:00:05Z"}
+    recorder = Recorder(
+        httpx.Response(400, json={"error": "Conversation has already ended"}),
+        httpx.Response(200, json=ended),
+    )
+    with make_client(recorder) as client:
+        assert client.end_conversation("c1") == ended
+    recorder = Recorder(httpx.Response(200, json={}))
+    with make_client(recorder) as client:
+        assert client.end_conversation("c1") is None
+
+
+def test_end_timeout_is_not_retried_and_a_quick_read_decides() -> None:
+    recorder = Recorder(
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, json={"conversation_id": "c1", "status": "error"}),
+    )
+    with make_client(recorder) as client:
+        assert client.end_conversation("c1") == {"conversation_id": "c1", "status": "error"}
+    assert recorder.paths() == ["POST /v2/conversations/c1/end", "GET /v2/conversations/c1"]
+
+
+def test_quick_read_is_one_try() -> None:
+    recorder = Recorder(httpx.Response(503, text="down"), httpx.Response(200, json={}))
+    with make_client(recorder) as client, pytest.raises(errors.TavusServerError):
+        client.get_conversation("c1", quick=True)
+    assert len(recorder.requests) == 1
+
+
+def test_listing_follows_total_count_past_short_pages() -> None:
+    def pages(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        rows = [
+            {"conversation_id": f"c{page}x{i}", "conversation_name": f"n{page}_{i}"}
+            for i in range(10)
+        ]
+        return httpx.Response(200, json={"data": rows if page <= 4 else [], "total_count": 40})
+
+    recorder = Recorder(pages)
+    with make_client(recorder) as client:
+        assert client.find_conversation_by_name("n4_9")["conversation_id"] == "c4x9"
+    assert len(recorder.requests) == 4, "pages of 10 when 100 were asked for are not the last"
+
+
+def test_connection_refused_means_the_request_was_not_sent() -> None:
+    refusing = make_client(Recorder(httpx.ConnectError("refused")))
+    with refusing as client, pytest.raises(errors.TavusUnreachableError) as refused:
+        client.create_conversation({"persona_id": "p1"})
+    assert refused.value.request_sent is False
+    timing_out = make_client(Recorder(httpx.ReadTimeout("slow")))
+    with timing_out as client, pytest.raises(errors.TavusUnreachableError) as lost:
+        client.create_conversation({"persona_id": "p1"})
+    assert lost.value.request_sent is True
