@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -634,3 +636,160 @@ def test_a_strict_start_after_a_failed_reconcile_is_one_stderr_line(
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "keeps looking" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the storm ----------------------------------------------------------------------------------
+
+STORM_THREADS = 16
+STORM_CYCLES = 20  # per thread: 320 start/end cycles
+STORM_FAULTS = (
+    ("credits", {}),
+    ("concurrency", {}),
+    ("rate_limit", {}),
+    ("server_error", {"status": 502}),
+    ("hang", {"seconds": 0.6}),
+    ("slow_answer", {"seconds": 0.6}),
+    ("invalid_id", {}),
+    ("bad_key", {}),
+    ("latency", {"seconds": 0.6}),
+)
+
+
+def test_storm_of_starts_and_ends_with_random_faults_and_a_real_concurrency_cap(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(8)
+    local = threading.local()
+    violations: list[str] = []
+
+    with FakeTavus(api_key=KEY, max_concurrent=4, replica_join_delay=0) as fake:
+        svc_box: list[AwakNowService] = []
+
+        class WatchingClient(TavusClient):
+            """Records every End that a session did not ask for its own conversation."""
+
+            def end_conversation(self, conversation_id: str) -> dict | None:
+                if getattr(local, "own", None) != conversation_id:
+                    with fake._lock:
+                        name = fake.conversations[conversation_id]["conversation_name"]
+                    owners = (
+                        svc_box[0]
+                        .store.cursor()
+                        .execute(
+                            "SELECT session_id, status FROM sessions WHERE "
+                            "(conversation_name = ? OR conversation_id = ?) "
+                            "AND status IN ('starting', 'active', 'unknown') "
+                            "AND coalesce(error_kind, '') <> ?",
+                            [name, conversation_id, sessions.END_NOT_CONFIRMED],
+                        )
+                        .fetchall()
+                    )
+                    if owners and getattr(local, "role", "") != "reaper":
+                        violations.append(f"{conversation_id} ended while owned by {owners}")
+                return super().end_conversation(conversation_id)
+
+        settings = load_settings(
+            environ={"TAVUS_API_KEY": KEY, "TAVUS_API_BASE_URL": fake.base_url},
+            env_file="",
+        )
+        svc = open_service(
+            tmp_path / "storm.duckdb",
+            settings=settings,
+            client_factory=lambda s: WatchingClient(
+                KEY,
+                fake.base_url,
+                timeout=httpx.Timeout(connect=1.0, read=READ_TIMEOUT, write=1.0, pool=5.0),
+                max_retries=1,
+                backoff_seconds=0.01,
+                persona_cache_seconds=0.5,
+                quick_read_timeout=READ_TIMEOUT,
+            ),
+        )
+        svc_box.append(svc)
+        users = [f"storm{i}" for i in range(24)]
+        _users(svc, *users)
+        stop = threading.Event()
+        attempts = {"started": 0, "refused": 0}
+        counter_lock = threading.Lock()
+
+        def cycle(seed: int) -> None:
+            r = random.Random(seed)
+            for _ in range(STORM_CYCLES):
+                try:
+                    started = svc.start_session(r.choice(users), "reflect_alone")
+                except AwakNowError:
+                    with counter_lock:
+                        attempts["refused"] += 1
+                    continue
+                with counter_lock:
+                    attempts["started"] += 1
+                local.own = started.conversation_id
+                time.sleep(r.uniform(0, 0.02))
+                for _ in range(3):
+                    try:
+                        svc.end_session(started.session_id)
+                        break
+                    except AwakNowError:
+                        time.sleep(0.05)
+                local.own = None
+
+        def faults() -> None:
+            while not stop.wait(rng.uniform(0.03, 0.1)):
+                if rng.random() < 0.3:
+                    fake.set_fault(None)
+                    continue
+                kind, options = rng.choice(STORM_FAULTS)
+                route = rng.choice(CALLS)
+                fake.set_fault(kind, routes=[route], times=rng.randint(1, 3), **options)
+
+        def reaper() -> None:
+            local.role = "reaper"
+            while not stop.wait(0.3):
+                with contextlib.suppress(AwakNowError):
+                    svc.reap()
+
+        def monitor() -> None:
+            while not stop.wait(0.05):
+                doubled = (
+                    svc.store.cursor()
+                    .execute(
+                        "SELECT user_id, count(*) FROM sessions WHERE status = 'active' "
+                        "GROUP BY user_id HAVING count(*) > 1"
+                    )
+                    .fetchall()
+                )
+                if doubled:
+                    violations.append(f"two active sessions: {doubled}")
+
+        helpers = [threading.Thread(target=f, daemon=True) for f in (faults, reaper, monitor)]
+        for thread in helpers:
+            thread.start()
+        workers = [
+            threading.Thread(target=cycle, args=(n,), daemon=True) for n in range(STORM_THREADS)
+        ]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=120)
+        stop.set()
+        for thread in helpers:
+            thread.join(timeout=10)
+        assert not any(t.is_alive() for t in workers + helpers), "the storm did not finish"
+        fake.set_fault(None)
+        svc.mode_status(force=True)
+        local.role = "reaper"
+        settle_everything(svc, fake)
+        assert violations == []
+        assert attempts["started"] + attempts["refused"] == STORM_THREADS * STORM_CYCLES
+        assert attempts["started"] > STORM_THREADS * STORM_CYCLES // 4
+        cur = svc.store.cursor()
+        billed, session_seconds = cur.execute(
+            "SELECT (SELECT coalesce(sum(seconds_used), 0) FROM tavus_usage), "
+            "(SELECT coalesce(sum(seconds_used), 0) FROM sessions WHERE status = 'completed')"
+        ).fetchone()
+        assert billed == session_seconds
+        duplicates = cur.execute(
+            "SELECT session_id FROM tavus_usage GROUP BY session_id HAVING count(*) > 1"
+        ).fetchall()
+        assert duplicates == []
+        svc.close()
