@@ -506,8 +506,7 @@ def _end_not_confirmed(
     checked = f"; the status check failed too ({lookup})" if lookup is not None else ""
     return TavusEndNotConfirmedError(
         f"Tavus did not confirm that conversation {conversation_id} ended ({error}{checked}): "
-        "it may still be running, so the session stays active; try End again (the app also "
-        "retries on its own)",
+        "it may still be running (and billing); try End again, the app also retries on its own",
         status=error.status,
         body=error.body,
     )
