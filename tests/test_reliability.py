@@ -21,7 +21,7 @@ import duckdb
 import httpx
 import pytest
 
-from awaknow import accounts, sessions
+from awaknow import accounts, events, sessions
 from awaknow.analytics.limits import parse_month
 from awaknow.config import Settings, load_settings
 from awaknow.errors import (
@@ -792,4 +792,6 @@ def test_storm_of_starts_and_ends_with_random_faults_and_a_real_concurrency_cap(
             "SELECT session_id FROM tavus_usage GROUP BY session_id HAVING count(*) > 1"
         ).fetchall()
         assert duplicates == []
+        # Hundreds of ended sessions queue their event fetches; let them all finish first.
+        assert events.wait_for_background_syncs(timeout=180)
         svc.close()
