@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from awaknow import access, accounts, events, sessions
+from awaknow import access, accounts, events, reconcile, sessions
 from awaknow.config import Settings, load_settings
 from awaknow.errors import (
     AwakNowError,
@@ -33,8 +33,6 @@ from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
 from awaknow.tavus_names import (
-    CONVERSATION_ACTIVE,
-    ENDED_STATUSES,
     SHUTDOWN_BY_MAX_DURATION,
     parse_tavus_time,
 )
@@ -240,7 +238,7 @@ class AwakNowService:
             except TavusError as exc:
                 unknown = isinstance(exc, TavusUnreachableError) and exc.request_sent
                 if unknown:
-                    sessions.mark_unknown(
+                    reconcile.mark_unknown(
                         self.store,
                         reservation.session_id,
                         error_kind=type(exc).__name__,
@@ -350,49 +348,9 @@ class AwakNowService:
                 return found
             raise
         except TavusConcurrencyError:
-            if not self._end_orphans(backend):
+            if not reconcile.end_orphans(self.store, backend):
                 raise
             return backend.create_conversation(body)
-
-    def _end_orphans(self, backend: TavusBackend) -> bool:
-        """End active ``awaknow_*`` conversations no session of this database may own.
-
-        A conversation is an orphan only if no session that is ``starting`` (its create
-        answer may be in flight), ``active`` or ``unknown`` (awaiting reconciliation) has its
-        name or its id: never end a call another session may still own. The listing is read
-        before the sessions, so a session that appears meanwhile is seen.
-        """
-        listing = backend.list_conversations(status=CONVERSATION_ACTIVE)
-        owned_names: set[str] = set()
-        owned_ids: set[str] = set()
-        rows = (
-            self.store.cursor()
-            .execute(
-                "SELECT conversation_name, conversation_id FROM sessions "
-                "WHERE status IN ('starting', 'active', 'unknown')"
-            )
-            .fetchall()
-        )
-        for name, conversation_id in rows:
-            owned_names.add(name)
-            if conversation_id:
-                owned_ids.add(conversation_id)
-        ended = 0
-        for conv in listing.get("data", []):
-            name = conv.get("conversation_name") or ""
-            conversation_id = conv.get("conversation_id") or ""
-            if not name.startswith("awaknow_") or name in owned_names:
-                continue
-            if conversation_id in owned_ids:
-                continue
-            try:
-                backend.end_conversation(conversation_id)
-            except TavusError as exc:
-                log.warning("could not end orphaned conversation %s: %s", conversation_id, exc)
-                continue
-            log.warning("ended orphaned conversation %s (%s)", conversation_id, name)
-            ended += 1
-        return ended > 0
 
     def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
         """Ask Tavus to end the call, and close and bill once only when it confirms.
@@ -408,7 +366,7 @@ class AwakNowService:
             try:
                 already = self.backend_for(row.mode).end_conversation(row.conversation_id)
             except TavusEndNotConfirmedError as exc:
-                sessions.record_end_not_confirmed(self.store, session_id, str(exc))
+                reconcile.record_end_not_confirmed(self.store, session_id, str(exc))
                 log.info("end of %s not confirmed: %s", row.conversation_id, exc)
                 raise
             tavus_end = parse_tavus_time(already.get("updated_at")) if already else None
@@ -462,8 +420,11 @@ class AwakNowService:
         """One pass of the reaper: reconcile unknown creates, retry unconfirmed ends, and end
         sessions past their maximum duration plus grace."""
         now = now or utcnow()
-        ended = self._reconcile_unknown_creates(now)
-        for session_id in sessions.unconfirmed_ends(self.store):
+        ended = [
+            EndedSession(b.session_id, b.status, b.seconds_used, b.minutes_used, b.newly_billed)
+            for b in reconcile.reconcile_unknown_creates(self.store, self.backend_for, now)
+        ]
+        for session_id in reconcile.unconfirmed_ends(self.store):
             try:
                 ended.append(self.end_session(session_id, end_source="reaper"))
             except TavusError as exc:
@@ -476,7 +437,7 @@ class AwakNowService:
                     found = backend.find_conversation_by_name(row.conversation_name)
                 except TavusError as exc:
                     # The app stopped mid-create and Tavus cannot say: keep looking.
-                    sessions.mark_unknown(
+                    reconcile.mark_unknown(
                         self.store,
                         session_id,
                         error_kind="StaleStart",
@@ -515,64 +476,6 @@ class AwakNowService:
                 ended_at=min(now, due),
                 end_source="reaper",
                 shutdown_reason=SHUTDOWN_BY_MAX_DURATION,
-            )
-            ended.append(
-                EndedSession(
-                    bill.session_id,
-                    bill.status,
-                    bill.seconds_used,
-                    bill.minutes_used,
-                    bill.newly_billed,
-                )
-            )
-        return ended
-
-    def _reconcile_unknown_creates(self, now: datetime) -> list[EndedSession]:
-        """Look for every unknown create by name (all pages), on every pass.
-
-        Found: end it and bill from Tavus's times (once). Not found: settled as never created
-        only when a complete listing succeeded after the call could no longer be running.
-        """
-        ended: list[EndedSession] = []
-        for pending in sessions.unknown_creates(self.store):
-            backend = self.backend_for(pending.mode)
-            try:
-                found: dict[str, Any] | None
-                if pending.conversation_id:
-                    found = backend.get_conversation(pending.conversation_id)
-                else:
-                    found = backend.find_conversation_by_name(pending.conversation_name)
-            except TavusError as exc:
-                log.info("cannot reconcile %s yet: %s", pending.conversation_name, exc)
-                continue
-            if found is None:
-                if now >= pending.settled_after:
-                    sessions.settle_never_created(self.store, pending.session_id)
-                continue
-            conversation_id = str(found.get("conversation_id") or pending.conversation_id or "")
-            created_at = parse_tavus_time(found.get("created_at"))
-            if not conversation_id:
-                continue
-            if not pending.conversation_id:
-                log.warning(
-                    "conversation %s was created after its start timed out: ending it",
-                    conversation_id,
-                )
-                sessions.adopt_found(self.store, pending.session_id, found, created_at or utcnow())
-            ended_at = utcnow()
-            if found.get("status") in ENDED_STATUSES:
-                ended_at = parse_tavus_time(found.get("updated_at")) or ended_at
-            else:
-                try:
-                    already = backend.end_conversation(conversation_id)
-                except TavusError as exc:
-                    sessions.record_end_not_confirmed(self.store, pending.session_id, str(exc))
-                    continue
-                tavus_end = parse_tavus_time(already.get("updated_at")) if already else None
-                if tavus_end is not None:
-                    ended_at = min(ended_at, tavus_end)
-            bill = sessions.close_and_bill(
-                self.store, pending.session_id, ended_at=ended_at, end_source="reaper"
             )
             ended.append(
                 EndedSession(

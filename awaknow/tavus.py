@@ -31,6 +31,7 @@ from awaknow.errors import (
     TavusServerError,
     TavusUnreachableError,
 )
+from awaknow.tavus_logging import loggable_body, persona_in_request
 from awaknow.tavus_names import ENDED_STATUSES
 
 DEFAULT_BASE_URL = "https://tavusapi.com"
@@ -59,11 +60,6 @@ _NOT_FOUND_HINTS = {
     "conversation": "it may have been deleted or belong to another API key",
 }
 _RETRYABLE = (TavusServerError, TavusRateLimitError, TavusUnreachableError)
-_DROPPED_LOG_KEYS = frozenset({"x-api-key", "api_key"})
-_MASKED_LOG_KEYS = frozenset({"meeting_token"})
-_URL_LOG_KEYS = frozenset({"callback_url", "webhook_url"})
-_QUERY_VALUE = re.compile(r"([?&][^=&#]+)=[^&#]*")
-_MAX_LOGGED_BODY = 4000
 _MAX_DETAIL = 200
 
 _log = logs.get_logger("tavus")
@@ -439,7 +435,7 @@ class TavusClient(ClosedOnExit):
         timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """One HTTP round trip, logged at DEBUG with secrets removed."""
-        persona = _persona_in(path, json_body)
+        persona = persona_in_request(path, json_body)
         started = time.perf_counter()
         try:
             response = self._http.request(
@@ -457,7 +453,7 @@ class TavusClient(ClosedOnExit):
                 (time.perf_counter() - started) * 1000,
                 type(exc).__name__,
                 persona,
-                _loggable(json_body),
+                loggable_body(json_body),
             )
             raise
         body = _parse_body(response)
@@ -468,8 +464,8 @@ class TavusClient(ClosedOnExit):
             response.status_code,
             (time.perf_counter() - started) * 1000,
             persona or (body.get("persona_id") if isinstance(body, dict) else None),
-            _loggable(json_body),
-            _loggable(body),
+            loggable_body(json_body),
+            loggable_body(body),
         )
         return response
 
@@ -582,46 +578,6 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def _persona_in(path: str, json_body: dict[str, Any] | None) -> str | None:
-    match = _PATH_ID.match(path)
-    if match and match.group(1) == "personas":
-        return match.group(2)
-    if json_body and isinstance(json_body.get("persona_id"), str):
-        return json_body["persona_id"]
-    return None
-
-
-def _scrub(value: Any) -> Any:
-    """Remove what ``logs.redact`` cannot recognise: header keys, room tokens, URL secrets."""
-    if isinstance(value, dict):
-        cleaned: dict[str, Any] = {}
-        for key, item in value.items():
-            lowered = str(key).lower()
-            if lowered in _DROPPED_LOG_KEYS:
-                continue
-            if lowered in _MASKED_LOG_KEYS:
-                cleaned[key] = logs.MASK
-            elif lowered in _URL_LOG_KEYS and isinstance(item, str):
-                cleaned[key] = _QUERY_VALUE.sub(rf"\1={logs.MASK}", item)
-            else:
-                cleaned[key] = _scrub(item)
-        return cleaned
-    if isinstance(value, list):
-        return [_scrub(item) for item in value]
-    return value
-
-
-def _loggable(body: Any) -> str:
-    """A body fit for the DEBUG log: scrubbed, redacted and truncated (transcripts are long)."""
-    if body is None:
-        return "-"
-    text = body if isinstance(body, str) else json.dumps(_scrub(body), default=str)
-    text = logs.redact(text)
-    if len(text) > _MAX_LOGGED_BODY:
-        text = f"{text[:_MAX_LOGGED_BODY]}... ({len(text) - _MAX_LOGGED_BODY} more chars)"
-    return text
 
 
 def _unwrap_persona(payload: dict[str, Any], persona_id: str) -> dict[str, Any]:
