@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from awaknow import sessions
-from awaknow.errors import TavusError
+from awaknow.errors import TavusConcurrencyError, TavusError, TavusUnreachableError
 from awaknow.logs import get_logger
 from awaknow.sessions import END_NOT_CONFIRMED, REAPER_GRACE_SECONDS
 from awaknow.store import Store, utcnow
@@ -210,3 +210,27 @@ def reconcile_unknown_creates(
             )
         )
     return ended
+
+
+def create_conversation(store: Store, backend: TavusBackend, body: dict) -> dict:
+    """Create once; reconcile a lost answer by name; free orphaned slots on a concurrency
+    error. A lost answer that the lookup cannot explain is re-raised: outcome unknown."""
+    name = body["conversation_name"]
+    try:
+        return backend.create_conversation(body)
+    except TavusUnreachableError as exc:
+        if not exc.request_sent:
+            raise
+        try:
+            found = backend.find_conversation_by_name(name)
+        except TavusError as lookup:
+            log.info("could not look up %s after its create failed: %s", name, lookup)
+            raise exc from None
+        if found is not None:
+            log.warning("create of %s timed out but Tavus has it: reconciled", name)
+            return found
+        raise
+    except TavusConcurrencyError:
+        if not end_orphans(store, backend):
+            raise
+        return backend.create_conversation(body)

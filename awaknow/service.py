@@ -20,7 +20,6 @@ from awaknow.config import Settings, load_settings
 from awaknow.errors import (
     AwakNowError,
     NotFoundError,
-    TavusConcurrencyError,
     TavusEndNotConfirmedError,
     TavusError,
     TavusUnreachableError,
@@ -234,7 +233,7 @@ class AwakNowService:
         body = self._create_body(reservation, context, mode)
         try:
             try:
-                conversation = self._create(backend, body)
+                conversation = reconcile.create_conversation(self.store, backend, body)
             except TavusError as exc:
                 unknown = isinstance(exc, TavusUnreachableError) and exc.request_sent
                 if unknown:
@@ -328,29 +327,6 @@ class AwakNowService:
             callback_url=self.settings.callback_url if mode == "live" else None,
             context=context,
         )
-
-    def _create(self, backend: TavusBackend, body: dict) -> dict:
-        """Create once; reconcile a lost answer by name; free orphaned slots on a concurrency
-        error. A lost answer that the lookup cannot explain is re-raised: outcome unknown."""
-        name = body["conversation_name"]
-        try:
-            return backend.create_conversation(body)
-        except TavusUnreachableError as exc:
-            if not exc.request_sent:
-                raise
-            try:
-                found = backend.find_conversation_by_name(name)
-            except TavusError as lookup:
-                log.info("could not look up %s after its create failed: %s", name, lookup)
-                raise exc from None
-            if found is not None:
-                log.warning("create of %s timed out but Tavus has it: reconciled", name)
-                return found
-            raise
-        except TavusConcurrencyError:
-            if not reconcile.end_orphans(self.store, backend):
-                raise
-            return backend.create_conversation(body)
 
     def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
         """Ask Tavus to end the call, and close and bill once only when it confirms.
