@@ -32,6 +32,7 @@ from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
 from awaknow.tavus_names import (
+    CONVERSATION_ENDED,
     SHUTDOWN_BY_MAX_DURATION,
     parse_tavus_time,
 )
