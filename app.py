@@ -28,6 +28,8 @@ else:
         ("Sessions", "sessions.py", "Sessions", ":material/list_alt:"),
         ("Analytics", "analytics.py", "Usage analytics", ":material/insights:"),
         ("Analytics", "costs.py", "Tavus costs", ":material/payments:"),
+        ("Analytics", "engagement.py", "Engagement", ":material/group_add:"),
+        ("Analytics", "feedback.py", "Feedback", ":material/reviews:"),
         ("Setup", "persona.py", "Persona and mode", ":material/face:"),
         ("Setup", "plans.py", "Plans and users", ":material/group:"),
         ("Setup", "people.py", "People and roles", ":material/admin_panel_settings:"),

@@ -80,6 +80,8 @@ PAGE_PERMISSIONS: dict[str, Permission] = {
     "sessions.py": Permission.SEE_OWN_SESSIONS,
     "analytics.py": Permission.SEE_ANALYTICS,
     "costs.py": Permission.SEE_ANALYTICS,
+    "engagement.py": Permission.SEE_ANALYTICS,
+    "feedback.py": Permission.SEE_ANALYTICS,
     "persona.py": Permission.SEE_SETUP,
     "plans.py": Permission.MANAGE_ACCOUNTS,
     "people.py": Permission.MANAGE_ROLES,

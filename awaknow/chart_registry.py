@@ -1,6 +1,7 @@
 """Every analytics chart, described once: its query, its figure and its controls.
 
-Each analytics page draws its tuple (``USAGE_CHARTS``, ``COST_CHARTS``) in order, two per
+Each analytics page draws its tuple (``USAGE_CHARTS``, ``COST_CHARTS``,
+``ENGAGEMENT_CHARTS``, ``FEEDBACK_CHARTS``) in order, two per
 row; the chart tests build every chart of ``CHARTS`` from seeded and from empty data, and the
 benchmark times each query. Adding a chart is one ``Chart`` here plus its query in
 ``awaknow.analytics`` and its figure in ``awaknow.charts``. Functions are passed, never
@@ -9,7 +10,8 @@ names, so "find usages" sees every caller.
 Controls are data (a choice, a slider, a month picker); the page turns them into widgets and
 passes their values, in order, after the filters (and the account's ``Pricing`` for a
 ``priced`` chart: ``Chart.arguments``) to the query and (if ``figure_uses_controls``) after
-the frame to the figure. Widget keys start with the page's prefix (``an_``, ``co_``).
+the frame to the figure. Widget keys start with the page's prefix (``an_``, ``co_``, ``en_``,
+``fb_``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from awaknow import analytics, charts
+from awaknow import analytics, charts, cost_charts, engagement_charts
 from awaknow.analytics import Filters
 from awaknow.pricing import Pricing
 from awaknow.store import Store
@@ -148,21 +150,21 @@ COST_CHARTS: tuple[Chart, ...] = (
     Chart(
         "spend_vs_budget",
         analytics.spend_vs_budget,
-        charts.spend_vs_budget,
+        cost_charts.spend_vs_budget,
         (MonthPicker("Month", "co_spend_month"),),
         priced=True,
     ),
     Chart(
         "margin_per_plan",
         analytics.margin_per_plan,
-        charts.margin_per_plan,
+        cost_charts.margin_per_plan,
         (MonthPicker("Month", "co_margin_month"),),
         priced=True,
     ),
     Chart(
         "users_costing_more",
         analytics.users_costing_more,
-        charts.users_costing_more,
+        cost_charts.users_costing_more,
         (
             MonthPicker("Month", "co_loss_month"),
             Slider("Top users", "co_loss_top", low=5, high=50, step=5, default=10),
@@ -172,18 +174,57 @@ COST_CHARTS: tuple[Chart, ...] = (
     Chart(
         "cost_per_user",
         analytics.cost_per_user,
-        charts.cost_per_user,
+        cost_charts.cost_per_user,
         (Slider("Top users", "co_top", low=5, high=50, step=5, default=10),),
         priced=True,
     ),
-    Chart("cost_per_plan", analytics.cost_per_plan, charts.cost_per_plan, priced=True),
-    Chart("cost_per_persona", analytics.cost_per_persona, charts.cost_per_persona, priced=True),
+    Chart("cost_per_plan", analytics.cost_per_plan, cost_charts.cost_per_plan, priced=True),
+    Chart(
+        "cost_per_persona", analytics.cost_per_persona, cost_charts.cost_per_persona, priced=True
+    ),
     Chart(
         "cost_per_session_type",
         analytics.cost_per_session_type,
-        charts.cost_per_session_type,
+        cost_charts.cost_per_session_type,
         priced=True,
     ),
 )
 
-CHARTS: tuple[Chart, ...] = USAGE_CHARTS + COST_CHARTS  # every chart, for tests and tools
+_COMPARE = tuple(analytics.COMPARE_BY)
+ENGAGEMENT_CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "active_users",
+        analytics.active_users,
+        engagement_charts.active_users,
+        (Choice("Active users per", "en_grain", analytics.ACTIVE_GRAINS, "day"),),
+        figure_uses_controls=True,
+    ),
+    Chart("new_vs_returning", analytics.new_vs_returning, engagement_charts.new_vs_returning),
+    Chart("retention_cohorts", analytics.retention_cohorts, engagement_charts.retention_cohorts),
+    Chart("sessions_per_user", analytics.sessions_per_user, engagement_charts.sessions_per_user),
+    Chart(
+        "session_funnel",
+        analytics.session_funnel,
+        engagement_charts.session_funnel,
+        (Choice("Compare", "en_funnel_by", _COMPARE, "persona"),),
+    ),
+    Chart(
+        "transcript_engagement",
+        analytics.transcript_engagement,
+        engagement_charts.transcript_engagement,
+        (Choice("Compare", "en_talk_by", _COMPARE, "persona"),),
+    ),
+)
+
+FEEDBACK_CHARTS: tuple[Chart, ...] = (
+    Chart(
+        "ratings_by",
+        analytics.ratings_by,
+        engagement_charts.ratings_by,
+        (Choice("By", "fb_by", tuple(analytics.RATINGS_BY), "persona"),),
+    ),
+    Chart("rating_vs_duration", analytics.rating_vs_duration, engagement_charts.rating_vs_duration),
+)
+
+# Every chart, for tests and tools.
+CHARTS: tuple[Chart, ...] = USAGE_CHARTS + COST_CHARTS + ENGAGEMENT_CHARTS + FEEDBACK_CHARTS

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from awaknow import accounts, analytics
+from awaknow import accounts, analytics, feedback
 from awaknow.analytics.limits import MAX_YEAR, MIN_YEAR
 from awaknow.errors import AwakNowError, ValidationError, shorten
 from awaknow.logs import configure_logging
@@ -161,6 +161,14 @@ def _cmd_reap(service: AwakNowService, args: argparse.Namespace) -> None:
     _emit(ended, args.json, lambda: f"ended {len(ended)} stale session(s)")
 
 
+def _cmd_feedback(service: AwakNowService, args: argparse.Namespace) -> None:
+    rating = feedback.rate_session(
+        service.store, args.session_id, args.rating, args.note, rated_by="cli"
+    )
+    data = {"session_id": rating.session_id, "rating": rating.rating, "rated_by": "cli"}
+    _emit(data, args.json, f"session {rating.session_id} rated {rating.rating} of 5")
+
+
 def _month(value: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
         raise argparse.ArgumentTypeError(f"month must look like 2026-11, not {shorten(value)}")
@@ -237,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     p.set_defaults(run=_cmd_usage)
+
+    p = sub.add_parser("feedback", help="rate an ended session (1 to 5), or change its rating")
+    p.add_argument("session_id")
+    p.add_argument("--rating", required=True, type=int, help="1 (bad) to 5 (very good)")
+    p.add_argument("--note", help=f"a short note, at most {feedback.MAX_NOTE_CHARS} characters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_feedback)
 
     p = sub.add_parser("reap", help="end sessions past their maximum duration")
     p.add_argument("--json", action="store_true")

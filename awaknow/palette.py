@@ -28,5 +28,8 @@ COLORS = {
     "revenue": "#43aa8b",
     "cost": "#e76f51",
     "margin": "#277da1",
+    "new": "#f4a261",
+    "returning": "#2a9d8f",
+    "retention": "#1d3557",
 }
 BAND_COLORS = {band: COLORS[band] for band in BANDS}

@@ -462,6 +462,10 @@ def _close_and_bill_once(
                 "shutdown_reason = coalesce(?, shutdown_reason) WHERE session_id = ?",
                 [ended_at, seconds, shutdown_reason, session_id],
             )
+            cur.execute(
+                "UPDATE session_feedback SET seconds_used = ? WHERE session_id = ?",
+                [seconds, session_id],
+            )
             log.info("rebilled session %s to Tavus's clock: %s s", session_id, seconds)
             return Bill(session_id, "completed", seconds, False, "tavus")
         # An End that Tavus did not confirm at first is history once it is confirmed.

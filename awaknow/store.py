@@ -299,6 +299,67 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started_by VARCHAR;
         """,
     ),
+    (
+        10,
+        "engagement rollups: users per day, session funnel, transcript turns and words",
+        """
+        -- Maintained by analytics.refresh_rollups with the others (same watermark).
+        CREATE TABLE IF NOT EXISTS rollup_user_daily (
+            day DATE NOT NULL,                      -- CAST(sessions.created_at AS DATE)
+            user_id VARCHAR NOT NULL,
+            sessions BIGINT NOT NULL
+        );
+        -- Sessions reaching each funnel step (analytics.engagement.FUNNEL_SQL).
+        CREATE TABLE IF NOT EXISTS rollup_funnel_daily (
+            day DATE NOT NULL,
+            persona_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            sessions BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            joined BIGINT NOT NULL,
+            talked BIGINT NOT NULL,
+            ended_normally BIGINT NOT NULL
+        );
+        -- Transcribed sessions with their turns and words (user's and everyone's).
+        CREATE TABLE IF NOT EXISTS rollup_transcripts_daily (
+            day DATE NOT NULL,
+            persona_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            sessions BIGINT NOT NULL,
+            turns BIGINT NOT NULL,
+            user_words BIGINT NOT NULL,
+            words BIGINT NOT NULL
+        );
+        -- The new rollups are empty: read raw rows until the next (then full) refresh.
+        DELETE FROM rollup_state;
+        """,
+    ),
+    (
+        11,
+        "session feedback: one current rating per session",
+        """
+        -- Written by awaknow.feedback.rate_session; the session's dimensions are copied so
+        -- that rating analytics read this table alone (like tavus_usage for minutes).
+        CREATE TABLE IF NOT EXISTS session_feedback (
+            session_id VARCHAR PRIMARY KEY,
+            user_id VARCHAR NOT NULL,
+            persona_id VARCHAR NOT NULL,
+            session_type VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            plan_id VARCHAR,
+            day DATE NOT NULL,                      -- the session's start day (UTC)
+            seconds_used INTEGER,                   -- billed seconds, kept in step by billing
+            rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+            note VARCHAR,                           -- sensitive: never logged
+            rated_by VARCHAR NOT NULL,
+            rated_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -341,30 +341,6 @@ def usage_bar(minutes_used: float, minutes_limit: float, where: Any = None) -> N
     )
 
 
-def budget_alert(spend: analytics.Spend) -> None:
-    """The visible alert past 80 % and 100 % of the month's budget, and a note when the
-    forecast is headed past it."""
-    if spend.budget_usd is None or spend.budget_share is None:
-        return
-    used = f"${spend.spend_usd:,.2f} of the ${spend.budget_usd:,.2f} monthly budget"
-    if spend.budget_state == "exceeded":
-        st.error(f"Over budget: {used} ({spend.budget_share:.0%}).", icon=":material/error:")
-    elif spend.budget_state == "warning":
-        st.warning(
-            f"Budget nearly spent: {used} ({spend.budget_share:.0%}).", icon=":material/warning:"
-        )
-    if (
-        spend.budget_state != "exceeded"
-        and spend.forecast_budget_share is not None
-        and spend.forecast_budget_share >= 1
-    ):
-        st.info(
-            f"At this pace the month ends at ${spend.forecast_usd:,.2f}, "
-            f"{spend.forecast_budget_share:.0%} of the budget.",
-            icon=":material/trending_up:",
-        )
-
-
 def csv_download(frame: pd.DataFrame, name: str, key: str, label: str = "Download CSV") -> None:
     """A CSV download of exactly the table shown (no rerun when clicked).
 

@@ -13,7 +13,10 @@ Prints, for one database seeded by ``seed_demo`` (reused with ``--db`` when it h
   ratio baseline / ours;
 - building the page's ten figures from those frames;
 - the whole page run by Streamlit's AppTest on that database: the first load (a new session,
-  nothing cached) and a filter change (every cache of query results cleared), medians.
+  nothing cached) and a filter change (every cache of query results cleared), medians;
+- the other analytics pages (Tavus costs, Engagement, Feedback): every query they run with no
+  filter, ours (rollups as the app keeps them) against the same queries on the raw tables
+  (the rollups' watermark removed), results asserted identical; then each page in AppTest.
 
 Times are medians of ``--repeat`` runs after one warm-up, in ms. DuckDB gets ``--threads``.
 """
@@ -29,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,24 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from analytics_bench import MIN_USERS, SESSIONS_PER_USER, _ensure_seeded  # noqa: E402
 
 from awaknow import analytics  # noqa: E402
-from awaknow.chart_registry import USAGE_CHARTS, USAGE_TOP_N  # noqa: E402
-from awaknow.store import Store  # noqa: E402
+from awaknow.chart_registry import (  # noqa: E402
+    COST_CHARTS,
+    ENGAGEMENT_CHARTS,
+    FEEDBACK_CHARTS,
+    USAGE_CHARTS,
+    USAGE_TOP_N,
+    Chart,
+)
+from awaknow.config import load_settings  # noqa: E402
+from awaknow.store import Store, utcnow  # noqa: E402
 
 PAGE = ROOT / "pages" / "analytics.py"
+PRICING = load_settings(environ={}, env_file="").pricing  # the documented example pricing
+OTHER_PAGES: tuple[tuple[str, tuple[Chart, ...]], ...] = (
+    ("costs", COST_CHARTS),
+    ("engagement", ENGAGEMENT_CHARTS),
+    ("feedback", FEEDBACK_CHARTS),
+)
 GRAIN_DEFAULT = "day"
 TOP_USERS_DEFAULT = 10
 
@@ -338,7 +355,59 @@ def _figures(store: Store, month: str, repeat: int) -> None:
     print(f"\nbuilding the page's {len(frames)} figures (and their dicts): {ms:.1f} ms")
 
 
-def _page(db: Path, repeat: int) -> None:
+def _page_calls(
+    page: str, charts: tuple[Chart, ...], month: str, now: datetime
+) -> list[tuple[str, Any]]:
+    """What ``page`` queries with no filter, its controls at their defaults. The spend
+    figures take ``now`` (their forecast moves with the clock), so ours and raw agree."""
+    f = analytics.NO_FILTERS
+    calls: list[tuple[str, Any]] = []
+    for chart in charts:
+        values = chart.defaults([month])
+        if chart.query is analytics.spend_vs_budget:
+            calls.append(
+                (chart.name, lambda s, v=values: analytics.spend_vs_budget(s, f, PRICING, *v, now))
+            )
+        else:
+            calls.append(
+                (chart.name, lambda s, c=chart, v=values: c.query(s, *c.arguments(f, v, PRICING)))
+            )
+    if page == "costs":
+        calls.append(("month_spend", lambda s: analytics.month_spend(s, PRICING, month, now)))
+    if page == "feedback":
+        calls.append(("rating_summary", lambda s: analytics.rating_summary(s, f)))
+        calls.append(("lowest_rated", lambda s: analytics.lowest_rated(s, f)))
+    return calls
+
+
+def _other_pages(store: Store, month: str, repeat: int) -> None:
+    """Each other page's queries: ours against the same on raw tables (no watermark)."""
+    cur = store.cursor()
+    now = utcnow()
+    for page, charts in OTHER_PAGES:
+        header = f"{'query':<28}{'ours':>10}{'raw':>10}{'ratio':>8}"
+        print(f"\nTHE {page.upper()} PAGE'S QUERIES (no filter, ms)\n{header}\n{'-' * len(header)}")
+        total_ours = total_raw = 0.0
+        for name, call in _page_calls(page, charts, month, now):
+            ours_ms, ours = _median_ms(lambda c=call: c(store), repeat)
+            state = cur.execute("SELECT covered_until, refreshed_at FROM rollup_state").fetchall()
+            cur.execute("DELETE FROM rollup_state")
+            try:
+                raw_ms, raw = _median_ms(lambda c=call: c(store), repeat)
+            finally:
+                cur.executemany(
+                    "INSERT INTO rollup_state (covered_until, refreshed_at) VALUES (?, ?)", state
+                )
+            _same(name, ours, raw)
+            total_ours += ours_ms
+            total_raw += raw_ms
+            print(f"{name:<28}{ours_ms:>10.1f}{raw_ms:>10.1f}{raw_ms / ours_ms:>7.1f}x")
+        print("-" * len(header))
+        print(f"{'TOTAL (identical results)':<28}{total_ours:>10.1f}{total_raw:>10.1f}", end="")
+        print(f"{total_raw / total_ours:>7.1f}x")
+
+
+def _page(db: Path, repeat: int, page: Path = PAGE, charts: int = len(USAGE_CHARTS)) -> None:
     """The page in AppTest: a first load, then reruns with every query cache cleared."""
     from streamlit import logger as streamlit_logger
 
@@ -346,7 +415,6 @@ def _page(db: Path, repeat: int) -> None:
     from streamlit.testing.v1 import AppTest
 
     from awaknow import ui
-    from awaknow.service import shared_service
 
     streamlit_logger.set_log_level(logging.ERROR)  # and for the loggers those imports made
     os.environ["AWAKNOW_DB_PATH"] = str(db)
@@ -357,18 +425,17 @@ def _page(db: Path, repeat: int) -> None:
     for _ in range(repeat + 1):
         ui.invalidate()
         ui._titled_figure.clear()
-        at = AppTest.from_file(str(PAGE), default_timeout=600)
+        at = AppTest.from_file(str(page), default_timeout=600)
         started = time.perf_counter()
         at.run()
         first.append((time.perf_counter() - started) * 1000)
-        if at.exception or len(at.get("plotly_chart")) != len(USAGE_CHARTS):
+        if at.exception or len(at.get("plotly_chart")) != charts:
             sys.exit(f"the page did not draw its charts: {at.exception}")
         ui.invalidate()  # a filter change: no query result is cached
         started = time.perf_counter()
         at.run()
         cleared.append((time.perf_counter() - started) * 1000)
-    shared_service().store.close()
-    print(f"\nTHE PAGE (AppTest, medians of {repeat} after a warm-up)")
+    print(f"\nTHE PAGE {page.name} (AppTest, medians of {repeat} after a warm-up)")
     print(f"first load (nothing cached):           {statistics.median(first[1:]):>8.1f} ms")
     print(f"query caches cleared (a filter change): {statistics.median(cleared[1:]):>8.1f} ms")
 
@@ -400,9 +467,15 @@ def main() -> None:
         print(f"pandas baseline: tables read into memory once in {loaded:,.0f} ms (not counted)")
         _queries(store, baseline, month, args.repeat)
         _figures(store, month, args.repeat)
-        store.close()
         del baseline
+        _other_pages(store, month, args.repeat)
+        store.close()
         _page(db, args.repeat)
+        for page, charts in OTHER_PAGES:
+            _page(db, args.repeat, ROOT / "pages" / f"{page}.py", len(charts))
+        from awaknow.service import shared_service
+
+        shared_service().store.close()
 
 
 if __name__ == "__main__":

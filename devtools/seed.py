@@ -190,6 +190,30 @@ DEMO_TRANSCRIPT = (
     ("assistant", "What would a first small step toward that conversation look like?"),
 )
 RECORDING_BUCKET = "awaknow-demo-recordings"
+TALK_SESSIONS = 400  # further newest joined live sessions that get a generated transcript
+MAX_TURNS = 14
+REPLICA_LINES = (
+    "How are you arriving today?",
+    "That sounds heavy. What feels most pressing?",
+    "I hear you. What would help right now?",
+    "Let's slow down for a moment and breathe together.",
+    "What did you notice in yourself when that happened?",
+)
+USER_LINES = (
+    "Tired, but okay.",
+    "Work has been a lot this week and I keep worrying at night.",
+    "I think I need to talk to my partner about it.",
+    "Better now, thank you.",
+    "I noticed my chest got tight and I stopped listening.",
+)
+RATED_SHARE = 0.35  # of completed demo sessions
+_ERROR_GROUPS = ", ".join(f"'{group}'" for group in analytics.ERROR_SHUTDOWN_GROUPS)
+LOW_RATING_NOTES = (
+    "The replica joined late.",
+    "Felt rushed at the end.",
+    "Hard to hear, the call kept freezing.",
+    "Did not feel listened to.",
+)
 
 
 def _literal(value: str | None) -> str:
@@ -522,7 +546,7 @@ def _check_target(cur: duckdb.DuckDBPyConnection, replace: bool) -> None:
 def _delete_owned(cur: duckdb.DuckDBPyConnection) -> None:
     """Remove earlier demo and staff rows, children first; other users' rows stay."""
     owned_sessions = f"SELECT session_id FROM sessions WHERE {_OWNED_USERS_SQL}"
-    for table in ("conversation_events", "transcripts", "recordings"):
+    for table in ("conversation_events", "transcripts", "recordings", "session_feedback"):
         cur.execute(f"DELETE FROM {table} WHERE session_id IN ({owned_sessions})")
     for table in ("tavus_usage", "sessions", "user_subscriptions", "users"):
         cur.execute(f"DELETE FROM {table} WHERE {_OWNED_USERS_SQL}")
@@ -615,6 +639,78 @@ def _detail_rows(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     return len(events), len(transcripts), len(recordings)
 
 
+def _talk_rows(cur: duckdb.DuckDBPyConnection, seed: int) -> int:
+    """Generated transcripts for the ``TALK_SESSIONS`` newest joined live demo sessions
+    without one: longer calls have more turns, and on the second persona people say more."""
+    before = scalar(cur, "SELECT count(*) FROM transcripts")
+    cur.execute(
+        f"""
+        INSERT INTO transcripts (conversation_id, seq, session_id, role, content)
+        SELECT conversation_id, seq, session_id,
+            CASE WHEN seq % 2 = 0 THEN 'replica' ELSE 'user' END,
+            CASE WHEN seq % 2 = 0
+                 THEN list_element($replica_lines, 1 + CAST({_hash("session_id || seq", "replica_line")} % len($replica_lines) AS INTEGER))
+                 ELSE list_element($user_lines, 1 + CAST({_hash("session_id || seq", "user_line")} % len($user_lines) AS INTEGER))
+                      || CASE WHEN persona_id = $second_persona
+                              THEN ' ' || list_element($user_lines, 2) ELSE '' END
+            END
+        FROM (
+            SELECT session_id, conversation_id, persona_id,
+                least({MAX_TURNS}, 2 + CAST(seconds_used / 25 AS INTEGER)) AS turns
+            FROM sessions
+            WHERE {_OWNED_USERS_SQL} AND status = 'completed' AND mode = 'live'
+                AND replica_joined_at IS NOT NULL
+                AND conversation_id NOT IN (SELECT conversation_id FROM transcripts)
+            ORDER BY created_at DESC, session_id LIMIT $talk_sessions
+        ) picked, LATERAL range(0, picked.turns) r(seq)
+        """,  # noqa: E501
+        {
+            "seed": seed,
+            "replica_lines": list(REPLICA_LINES),
+            "user_lines": list(USER_LINES),
+            "second_persona": SECOND_PERSONA_ID,
+            "talk_sessions": TALK_SESSIONS,
+        },
+    )
+    return int(scalar(cur, "SELECT count(*) FROM transcripts")) - int(before)
+
+
+def _rating_rows(cur: duckdb.DuckDBPyConnection, seed: int) -> int:
+    """Ratings for ``RATED_SHARE`` of completed demo sessions: good calls rate higher, failed
+    or very short ones lower, the second persona a little lower; notes on some low ones."""
+    cur.execute(
+        f"""
+        INSERT INTO session_feedback (session_id, user_id, persona_id, session_type, mode,
+            plan_id, day, seconds_used, rating, note, rated_by, rated_at)
+        SELECT session_id, user_id, persona_id, session_type, mode, plan_id,
+            CAST(created_at AS DATE), seconds_used, rating,
+            CASE WHEN rating <= 2 AND {_uniform("session_id", "note")} < 0.6
+                 THEN list_element($notes, 1 + CAST({_hash("session_id", "which_note")} % len($notes) AS INTEGER))
+            END,
+            'demo', ended_at + INTERVAL 90 SECOND
+        FROM (
+            SELECT *, CAST(greatest(1, least(5, round(
+                CASE WHEN shutdown_reason_group(shutdown_reason) IN ({_ERROR_GROUPS}) THEN 1.8
+                     WHEN seconds_used < 60 THEN 2.6
+                     WHEN shutdown_reason_group(shutdown_reason) = 'max_call_duration' THEN 3.6
+                     ELSE 4.2 END
+                + CASE WHEN persona_id = $second_persona THEN -0.4 ELSE 0 END
+                + ({_uniform("session_id", "rating")} - 0.5) * 2.2))) AS INTEGER) AS rating
+            FROM sessions
+            WHERE {_OWNED_USERS_SQL} AND status = 'completed'
+                AND {_uniform("session_id", "rated")} < $rated_share
+        )
+        """,  # noqa: E501
+        {
+            "seed": seed,
+            "notes": list(LOW_RATING_NOTES),
+            "second_persona": SECOND_PERSONA_ID,
+            "rated_share": RATED_SHARE,
+        },
+    )
+    return int(scalar(cur, f"SELECT count(*) FROM session_feedback WHERE {_OWNED_USERS_SQL}"))
+
+
 def seed_demo(
     store: Store,
     *,
@@ -675,6 +771,8 @@ def seed_demo(
             )
         cur.execute(USAGE_SQL)
         events, transcript_rows, recordings = _detail_rows(cur)
+        transcript_rows += _talk_rows(cur, seed)
+        ratings = _rating_rows(cur, seed)
         # The seed rewrites old days, which an incremental refresh would leave alone.
         analytics.refresh_rollups(cur, full=True)
         counts = one_row(
@@ -692,6 +790,7 @@ def seed_demo(
         "events": events,
         "transcript_rows": transcript_rows,
         "recordings": recordings,
+        "ratings": ratings,
     }
 
 

@@ -5,6 +5,31 @@ import streamlit as st
 from awaknow import analytics, signin, ui
 from awaknow.chart_registry import COST_CHARTS
 
+
+def budget_alert(spend: analytics.Spend) -> None:
+    """The visible alert past 80 % and 100 % of the month's budget, and a note when the
+    forecast is headed past it."""
+    if spend.budget_usd is None or spend.budget_share is None:
+        return
+    used = f"${spend.spend_usd:,.2f} of the ${spend.budget_usd:,.2f} monthly budget"
+    if spend.budget_state == "exceeded":
+        st.error(f"Over budget: {used} ({spend.budget_share:.0%}).", icon=":material/error:")
+    elif spend.budget_state == "warning":
+        st.warning(
+            f"Budget nearly spent: {used} ({spend.budget_share:.0%}).", icon=":material/warning:"
+        )
+    if (
+        spend.budget_state != "exceeded"
+        and spend.forecast_budget_share is not None
+        and spend.forecast_budget_share >= 1
+    ):
+        st.info(
+            f"At this pace the month ends at ${spend.forecast_usd:,.2f}, "
+            f"{spend.forecast_budget_share:.0%} of the budget.",
+            icon=":material/trending_up:",
+        )
+
+
 viewer = signin.require_page(__file__)
 svc = ui.service()
 pricing = svc.settings.pricing
@@ -22,7 +47,7 @@ cols[2].metric(
 )
 cols[3].metric("Live minutes this month", f"{spend.live_minutes:,.2f}")
 cols[4].metric("Included minutes left", f"{spend.included_minutes_left:,.2f}")
-ui.budget_alert(spend)
+budget_alert(spend)
 st.caption(
     f"Pricing: ${pricing.minute_price:,.2f} a live minute for the first "
     f"{pricing.included_minutes:,} live minutes of a month (UTC), then "

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from awaknow import analytics, events, sessions, signin, ui
+from awaknow import analytics, events, rating_form, sessions, signin, ui
 from awaknow.access import Permission
 from awaknow.errors import AwakNowError
 
@@ -66,6 +66,11 @@ ui.csv_download(table, "sessions", key="csv_sessions")
 
 ids = table["session_id"].astype(str).tolist()
 picked_rows = event.selection.rows if event is not None else []
+linked = st.query_params.get("session")  # a link from another page (e.g. Feedback)
+if linked and not picked_rows:
+    if linked not in ids:
+        ids.insert(0, linked)
+    picked_rows = [ids.index(linked)]
 labels = {
     str(r.session_id): f"{r.user_id} · {ui.fmt_time(r.created_at)} · {str(r.session_id)[:8]}"
     for r in table.itertuples()
@@ -133,6 +138,10 @@ with st.container(border=True):
             f"{session.error_kind or 'Failed'}: {session.error_message or 'no message'}",
             icon=":material/error:",
         )
+
+if not session.running and session.status != "failed":
+    with st.expander("Rating", icon=":material/reviews:"):
+        rating_form.rate(session.session_id, key="detail", by=viewer.actor)
 
 sensitive = viewer.can(Permission.SEE_SENSITIVE)
 if not sensitive:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from awaknow import signin, ui
+from awaknow import rating_form, signin, ui
 from awaknow.access import Permission
 from awaknow.analytics import Filters, sessions_table
 from awaknow.errors import AwakNowError
@@ -166,6 +166,7 @@ def _summary(user: str) -> None:
             f"Conversation `{summary['conversation_id']}` ({summary['mode']}): {how}{note}. "
             f"{summary['minutes']:.2f} minutes count against {user}'s plan."
         )
+        rating_form.rate(summary["session_id"], key="summary", by=viewer.actor)
         if st.button("Dismiss", key="dismiss_summary", type="tertiary"):
             st.session_state.pop(SUMMARY_KEY, None)
             st.rerun()

@@ -150,7 +150,13 @@ def test_pages_by_role_and_unknown_pages_only_for_admins() -> None:
         return {page for page in [*access.PAGE_PERMISSIONS, "new_page.py"] if viewer.can_open(page)}
 
     assert pages("staff") == {"start_session.py", "sessions.py", "persona.py"}
-    assert pages("analyst") == {"sessions.py", "analytics.py", "costs.py"}
+    assert pages("analyst") == {
+        "sessions.py",
+        "analytics.py",
+        "costs.py",
+        "engagement.py",
+        "feedback.py",
+    }
     assert pages("admin") == {*access.PAGE_PERMISSIONS, "new_page.py"}
 
 

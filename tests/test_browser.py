@@ -54,6 +54,9 @@ PAGES = [  # (url path, screenshot name, a heading the page must show)
     ("/", "start_session", "Start a session"),
     ("/sessions", "sessions", "Sessions"),
     ("/analytics", "analytics", "Usage analytics"),
+    ("/costs", "costs", "Tavus costs"),
+    ("/engagement", "engagement", "Engagement"),
+    ("/feedback", "feedback", "Feedback"),
     ("/persona", "persona", "Persona and mode"),
     ("/plans", "plans", "Plans and users"),
 ]
@@ -241,8 +244,9 @@ def page_loaded(page: Page, name: str) -> None:
         expect(page.get_by_text("min used this month")).to_be_visible()
     elif name == "sessions":
         expect(page.locator("[data-testid=stDataFrame]").first).to_be_visible()
-    elif name == "analytics":
-        expect(page.locator("[data-testid=stMetric]").first).to_be_visible()
+    elif name in ("analytics", "costs", "engagement", "feedback"):
+        if name != "engagement":
+            expect(page.locator("[data-testid=stMetric]").first).to_be_visible()
         charts = page.locator("[data-testid=stPlotlyChart]")
         expect(charts.first).to_be_visible()
         for index in range(charts.count()):

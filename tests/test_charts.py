@@ -8,9 +8,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from awaknow import analytics, charts
+from awaknow import analytics, charts, cost_charts, engagement_charts
 from awaknow.chart_registry import CHARTS as CHARTS_IN_PAGE_ORDER
-from awaknow.chart_registry import COST_CHARTS, USAGE_CHARTS
+from awaknow.chart_registry import (
+    COST_CHARTS,
+    ENGAGEMENT_CHARTS,
+    FEEDBACK_CHARTS,
+    USAGE_CHARTS,
+)
 from awaknow.pricing import Pricing
 from awaknow.store import Store
 from devtools import seed
@@ -113,7 +118,13 @@ def test_registry_names_and_widget_keys_are_unique() -> None:
     names = [spec.name for spec in CHARTS_IN_PAGE_ORDER]
     keys = [control.key for spec in CHARTS_IN_PAGE_ORDER for control in spec.controls]
     assert len(set(names)) == len(names) and len(set(keys)) == len(keys)
-    for page_charts, prefix in ((USAGE_CHARTS, "an_"), (COST_CHARTS, "co_")):
+    pages = (
+        (USAGE_CHARTS, "an_"),
+        (COST_CHARTS, "co_"),
+        (ENGAGEMENT_CHARTS, "en_"),
+        (FEEDBACK_CHARTS, "fb_"),
+    )
+    for page_charts, prefix in pages:
         page_keys = [control.key for spec in page_charts for control in spec.controls]
         assert all(key.startswith(prefix) for key in page_keys)  # each page's own widgets
 
@@ -143,14 +154,30 @@ def test_one_band_rule_for_sql_and_python(store: Store) -> None:
 
 def test_spend_chart_marks_80_and_100_percent_of_the_budget(store: Store) -> None:
     frame = _frame(store, "spend_vs_budget", analytics.NO_FILTERS)
-    fig = charts.spend_vs_budget(frame)
+    fig = cost_charts.spend_vs_budget(frame)
     levels = sorted(s.y0 for s in fig.layout.shapes if s.type == "line")
     assert levels == [0.8 * 150, 150]
     assert any("80%" in text for text in _texts(fig))
-    unbudgeted = charts.spend_vs_budget(frame.assign(budget_usd=None))
+    unbudgeted = cost_charts.spend_vs_budget(frame.assign(budget_usd=None))
     assert not unbudgeted.layout.shapes and "no budget" in unbudgeted.layout.title.text
 
 
 def test_margin_chart_has_revenue_cost_and_margin(store: Store) -> None:
-    fig = charts.margin_per_plan(_frame(store, "margin_per_plan", analytics.NO_FILTERS))
+    fig = cost_charts.margin_per_plan(_frame(store, "margin_per_plan", analytics.NO_FILTERS))
     assert [trace.name for trace in fig.data] == ["revenue", "Tavus cost", "margin"]
+
+
+def test_retention_heatmap_has_a_row_per_cohort(store: Store) -> None:
+    frame = _frame(store, "retention_cohorts", analytics.NO_FILTERS)
+    fig = engagement_charts.retention_cohorts(frame)
+    (heat,) = fig.data
+    assert len(heat.y) == frame["cohort"].nunique()
+    assert heat.z[0][0] == 100.0  # every cohort is active in its own first week
+
+
+def test_funnel_compares_groups_side_by_side(store: Store) -> None:
+    frame = analytics.session_funnel(store, analytics.NO_FILTERS, "session type")
+    fig = engagement_charts.session_funnel(frame)
+    assert {trace.name for trace in fig.data} == set(frame["group"])
+    assert fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == list(analytics.FUNNEL_STEPS)

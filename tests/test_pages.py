@@ -19,7 +19,7 @@ import pytest
 from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
-from awaknow import sessions
+from awaknow import feedback, sessions
 from awaknow.logs import register_secret
 from awaknow.mock_room import MOCK_ROOM_PATH
 from awaknow.server import routes
@@ -36,6 +36,8 @@ PAGES = {
     "sessions": "pages/sessions.py",
     "analytics": "pages/analytics.py",
     "costs": "pages/costs.py",
+    "engagement": "pages/engagement.py",
+    "feedback": "pages/feedback.py",
     "persona": "pages/persona.py",
     "plans": "pages/plans.py",
     "people": "pages/people.py",
@@ -196,6 +198,71 @@ def test_costs_page_alerts_past_80_and_100_percent_of_the_budget(
         assert len(shown) == 1 and shown[0].startswith(alert), shown
 
 
+def test_engagement_page_draws_every_chart(seeded_mock_service: AwakNowService) -> None:
+    from awaknow.chart_registry import ENGAGEMENT_CHARTS
+
+    at = app_on("engagement")
+    no_failure(at)
+    assert len(at.get("plotly_chart")) == len(ENGAGEMENT_CHARTS)
+    assert "ended normally" in texts(at)
+    at.segmented_control(key="en_funnel_by").set_value("session type").run()
+    no_failure(at)
+    assert len(at.get("plotly_chart")) == len(ENGAGEMENT_CHARTS)
+
+
+def test_feedback_page_shows_ratings_and_links_the_lowest_rated(
+    seeded_mock_service: AwakNowService,
+) -> None:
+    from awaknow.chart_registry import FEEDBACK_CHARTS
+
+    at = app_on("feedback")
+    no_failure(at)
+    assert len(at.get("plotly_chart")) == len(FEEDBACK_CHARTS)
+    labels = {m.label: m.value for m in at.metric}
+    assert int(labels["Rated sessions"].replace(",", "")) > 0
+    assert labels["Average rating"].endswith("/ 5")
+    lowest = at.dataframe[0].value
+    assert lowest["detail"].str.startswith("/sessions?session=").all()
+    assert lowest["rating"].is_monotonic_increasing
+    at.segmented_control(key="fb_by").set_value("week").run()
+    no_failure(at)
+
+
+def test_rate_a_session_when_it_ends_then_change_it_from_its_detail(
+    seeded_mock_service: AwakNowService,
+) -> None:
+    svc = seeded_mock_service
+    at = app_on(user="staff_pro")
+    start_button(at).click().run()
+    active = svc.active_session("staff_pro")
+    assert active is not None
+    at.button(key="end_button").click().run()
+    no_failure(at)
+    at.segmented_control(key="summary_rating").set_value(4).run()
+    at.text_input(key="summary_note").input("Warm and calm").run()
+    at.button(key="summary_save").click().run()
+    no_failure(at)
+    rating = feedback.session_rating(svc.store, active.session_id)
+    assert rating is not None and (rating.rating, rating.note, rating.rated_by) == (
+        4,
+        "Warm and calm",
+        "local",
+    )
+
+    # The detail, opened by the link the Feedback page gives it.
+    detail = AppTest.from_file(str(ROOT / PAGES["sessions"]), default_timeout=TIMEOUT)
+    detail.query_params["session"] = active.session_id
+    detail.run()
+    no_failure(detail)
+    assert "Rated 4 of 5 by local" in texts(detail)
+    detail.segmented_control(key="detail_rating").set_value(2).run()
+    detail.text_input(key="detail_note").input("").run()
+    detail.button(key="detail_save").click().run()
+    no_failure(detail)
+    rating = feedback.session_rating(svc.store, active.session_id)
+    assert rating is not None and (rating.rating, rating.note) == (2, None)
+
+
 def test_sessions_page_table_and_detail(seeded_mock_service: AwakNowService) -> None:
     at = app_on("sessions")
     no_failure(at)
@@ -328,7 +395,7 @@ def test_empty_database_has_clear_empty_states(empty_mock_service: AwakNowServic
     no_failure(at)
     assert "No users yet" in texts(at)
 
-    for page in ("analytics", "costs", "sessions"):
+    for page in ("analytics", "costs", "engagement", "feedback", "sessions"):
         at.switch_page(PAGES[page]).run()
         no_failure(at)
         body = texts(at)

@@ -31,6 +31,7 @@ TABLES = (
     "conversation_events",
     "transcripts",
     "recordings",
+    "session_feedback",
 )
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -75,7 +76,10 @@ def test_counts(seeded: tuple[Store, dict[str, int]]) -> None:
     assert counts["completed"] + counts["failed"] == counts["sessions"]
     assert counts["usage_rows"] == counts["completed"] > 0 < counts["failed"]
     assert counts["events"] == 4 * seed.DETAIL_SESSIONS
-    assert counts["transcript_rows"] == len(seed.DEMO_TRANSCRIPT) * seed.DETAIL_SESSIONS
+    detail_rows = len(seed.DEMO_TRANSCRIPT) * seed.DETAIL_SESSIONS
+    assert counts["transcript_rows"] == scalar(store, "SELECT count(*) FROM transcripts")
+    assert counts["transcript_rows"] > detail_rows  # and generated ones for engagement
+    assert counts["ratings"] == scalar(store, "SELECT count(*) FROM session_feedback") > 0
     assert counts["recordings"] == seed.DETAIL_SESSIONS
     for table, key in (("conversation_events", "events"), ("recordings", "recordings")):
         assert scalar(store, f"SELECT count(*) FROM {table}") == counts[key]
@@ -206,6 +210,37 @@ def test_this_month_shows_every_band(tmp_path: Path) -> None:
     assert set(bands.index) == {"ok", "amber", "red"}
     assert bands["ok"] > bands["amber"] + bands["red"]
     assert (demo["fraction_used"] < 1).all()
+
+
+def test_transcripts_and_ratings_for_engagement_and_feedback(
+    seeded: tuple[Store, dict[str, int]],
+) -> None:
+    store, counts = seeded
+    transcribed = scalar(store, "SELECT count(DISTINCT session_id) FROM transcripts")
+    assert transcribed == min(
+        seed.DETAIL_SESSIONS + seed.TALK_SESSIONS,
+        scalar(
+            store,
+            "SELECT count(*) FROM sessions WHERE status = 'completed' AND mode = 'live' "
+            "AND replica_joined_at IS NOT NULL",
+        ),
+    )
+    share = counts["ratings"] / counts["completed"]
+    assert abs(share - seed.RATED_SHARE) < 0.1
+    ratings = (
+        store.cursor()
+        .execute("SELECT rating, count(*) FROM session_feedback GROUP BY rating ORDER BY rating")
+        .fetchall()
+    )
+    assert len(ratings) >= 4 and all(1 <= rating <= 5 for rating, _ in ratings)
+    unmatched = scalar(
+        store,
+        "SELECT count(*) FROM session_feedback f JOIN sessions s USING (session_id) "
+        "WHERE s.status <> 'completed' OR f.persona_id <> s.persona_id "
+        "OR f.seconds_used <> s.seconds_used OR f.day <> CAST(s.created_at AS DATE)",
+    )
+    assert unmatched == 0
+    assert scalar(store, "SELECT count(*) FROM session_feedback WHERE note IS NOT NULL") > 0
 
 
 def test_detail_events_are_stored_like_callbacks(seeded: tuple[Store, dict[str, int]]) -> None:

@@ -4,7 +4,9 @@ The SQL lives in this package and nowhere else: ``filters`` (what a person picke
 SQL conditions), ``rollups`` (where rows come from, and keeping the daily rollups current),
 ``usage`` (headline figures and the charts' queries), ``limits`` (usage against plan
 limits and the one rule for usage bands), ``costs`` (Tavus spend, forecast, budget and
-margins) and ``tables`` (the sessions drill-down). Callers
+margins), ``engagement`` (active, new and returning users, retention, the session funnel,
+transcript turns and word shares), ``ratings`` (session feedback) and ``tables`` (the
+sessions drill-down). Callers
 import from ``awaknow.analytics``; the chart registry (``awaknow.chart_registry``) says
 which query feeds which chart.
 
@@ -50,7 +52,9 @@ is counted at once (its day is past the watermark). A filter on users always rea
 (the daily rollups have no user). Per-user figures (``minutes_per_user``, usage against the
 plan) read a third rollup, billed seconds per user and month (migration 6), for the whole
 months inside their date range, when nothing but dates narrows them; it also holds the live
-seconds (migration 7) that price the per-user costs.
+seconds (migration 7) that price the per-user costs. Engagement reads three more (migration
+10): sessions per user and day (active users, cohorts), funnel steps and transcript turns and
+words per day and dimensions, under the same watermark.
 """
 
 from awaknow.analytics.costs import (
@@ -64,6 +68,17 @@ from awaknow.analytics.costs import (
     month_spend,
     spend_vs_budget,
     users_costing_more,
+)
+from awaknow.analytics.engagement import (
+    ACTIVE_GRAINS,
+    COMPARE_BY,
+    FUNNEL_STEPS,
+    active_users,
+    new_vs_returning,
+    retention_cohorts,
+    session_funnel,
+    sessions_per_user,
+    transcript_engagement,
 )
 from awaknow.analytics.filters import (
     DEFAULT_BIN_MINUTES,
@@ -86,6 +101,14 @@ from awaknow.analytics.limits import (
     usage_vs_limit,
     users_overview,
 )
+from awaknow.analytics.ratings import (
+    LOWEST_RATED_SHOWN,
+    RATINGS_BY,
+    lowest_rated,
+    rating_summary,
+    rating_vs_duration,
+    ratings_by,
+)
 from awaknow.analytics.rollups import SETTLE_DAYS, refresh_rollups
 from awaknow.analytics.tables import sessions_table
 from awaknow.analytics.usage import (
@@ -106,22 +129,28 @@ from awaknow.analytics.usage import (
 )
 
 __all__ = [
+    "ACTIVE_GRAINS",
     "AMBER_ABOVE",
     "BANDS",
+    "COMPARE_BY",
     "DEFAULT_BIN_MINUTES",
     "DEFAULT_TOP_USERS",
     "DEFAULT_USER_MATCHES",
     "ERROR_SHUTDOWN_GROUPS",
     "FORECAST_METHOD",
+    "FUNNEL_STEPS",
     "GRAINS",
+    "LOWEST_RATED_SHOWN",
     "NOT_REPORTED",
     "NO_FILTERS",
+    "RATINGS_BY",
     "RED_ABOVE",
     "RUNNING_LOW_MINUTES",
     "SETTLE_DAYS",
     "Filters",
     "Kpis",
     "Spend",
+    "active_users",
     "cost_per_persona",
     "cost_per_plan",
     "cost_per_session_type",
@@ -132,6 +161,7 @@ __all__ = [
     "filter_options",
     "find_users",
     "kpis",
+    "lowest_rated",
     "margin_per_plan",
     "minutes_over_time",
     "minutes_per_persona",
@@ -139,13 +169,21 @@ __all__ = [
     "minutes_per_user",
     "month_spend",
     "monthly_usage",
+    "new_vs_returning",
     "outcomes",
     "parse_month",
+    "rating_summary",
+    "rating_vs_duration",
+    "ratings_by",
     "refresh_rollups",
+    "retention_cohorts",
+    "session_funnel",
     "sessions_per_day_by_type",
+    "sessions_per_user",
     "sessions_table",
     "shutdown_reasons",
     "spend_vs_budget",
+    "transcript_engagement",
     "usage_band",
     "usage_vs_limit",
     "users_costing_more",

@@ -122,3 +122,11 @@ def like_pattern(text: str) -> str:
 def check_positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"{name} must be a whole number of at least 1, not {value!r}")
+
+
+def covered_until(cur: duckdb.DuckDBPyConnection, f: Filters) -> date | None:
+    """The first day the rollups do not cover, or None when the query must read raw rows."""
+    if f.user_ids:
+        return None
+    row = cur.execute("SELECT max(covered_until) FROM rollup_state").fetchone()
+    return row[0] if row else None

@@ -8,21 +8,14 @@ from typing import Any
 
 import duckdb
 
-from awaknow.analytics.filters import ERROR_SHUTDOWN_GROUPS, Filters, where_sql
+from awaknow.analytics.engagement import refresh_engagement_rollups
+from awaknow.analytics.filters import ERROR_SHUTDOWN_GROUPS, Filters, covered_until, where_sql
 from awaknow.sessions import month_start
 from awaknow.store import Store, one_row, utcnow
 
 # A session's rows stop changing within this many days of its start: it ends within minutes
 # (the reaper), and its Tavus events are polled for at most a day after it ended.
 SETTLE_DAYS = 2
-
-
-def covered_until(cur: duckdb.DuckDBPyConnection, f: Filters) -> date | None:
-    """The first day the rollups do not cover, or None when the query must read raw rows."""
-    if f.user_ids:
-        return None
-    row = cur.execute("SELECT max(covered_until) FROM rollup_state").fetchone()
-    return row[0] if row else None
 
 
 USAGE_COLUMNS = "usage_date, persona_id, session_type, mode, plan_id, seconds_used"
@@ -239,6 +232,7 @@ def refresh_rollups(
         "WHERE usage_date >= ? AND usage_date < ? GROUP BY ALL",
         [since, until],
     )
+    refresh_engagement_rollups(cur, since, until)
     cur.execute("DELETE FROM rollup_state")
     cur.execute(
         "INSERT INTO rollup_state (covered_until, refreshed_at) VALUES (?, ?)", [until, utcnow()]
