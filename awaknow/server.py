@@ -20,7 +20,7 @@ import streamlit as st
 from starlette.routing import BaseRoute, Route
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from awaknow import access, analytics
+from awaknow import access, analytics, events
 from awaknow.config import CALLBACK_PATH, load_settings
 from awaknow.errors import AwakNowError
 from awaknow.logs import get_logger
@@ -102,7 +102,9 @@ async def _chores_forever(interval: float) -> None:
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     """Open the database before the first request and run the chores beside the pages."""
-    await anyio.to_thread.run_sync(shared_service)
+    service = await anyio.to_thread.run_sync(shared_service)
+    # Callbacks accepted before a crash but never processed are processed now.
+    await anyio.to_thread.run_sync(events.start_ingest, service.store)
     task = asyncio.create_task(_chores_forever(CHORE_INTERVAL_SECONDS))
     try:
         yield {}

@@ -523,7 +523,9 @@ class AwakNowService:
         return None
 
     def close(self) -> None:
-        """Let event syncs finish first: DuckDB refuses to close a connection mid-query."""
+        """Let event syncs and the callback ingest finish first: DuckDB refuses to close a
+        connection mid-query."""
+        events.stop_ingest(self.store)
         events.wait_for_background_syncs()
         if self._client is not None:
             self._client.close()

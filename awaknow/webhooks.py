@@ -4,14 +4,16 @@ conversation events, served in the app's process.
 Tavus does not sign callbacks, so the secret in the URL is the authentication: compared in
 constant time, and never logged or echoed (only the path is logged; the log filter masks the
 secret anyway). Following Stripe's webhook guidance the route authenticates, bounds and parses
-the body, stores the raw event (``awaknow.events.ingest_event``, off the event loop), and
-answers 200 quickly. Processing failures after the event is stored still answer 200: the event
-is kept and the poller retries it. Nothing here answers 500: an unexpected failure before the
-event is stored answers 503, so a sender that retries will deliver it again.
+the body, stores the raw event (``awaknow.events.ingest``: committed in a batch with the
+events arriving at the same moment), and answers 200 once the row is committed; processing
+runs afterwards in a background worker, and its failures are retried by the poller. Nothing
+here answers 500: an unexpected failure before the event is stored answers 503, so a sender
+that retries will deliver it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 
@@ -19,7 +21,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from awaknow.events import EventRejected, ingest_event, validate_envelope
+from awaknow.events import EventRejected, ingest_for, validate_envelope
 from awaknow.logs import get_logger, protect_logger
 from awaknow.service import shared_service
 
@@ -95,7 +97,7 @@ def parse_body(body: bytes) -> dict:
 
 
 async def tavus_callback(request: Request) -> Response:
-    """Authenticate, bound, parse, store and process one Tavus event."""
+    """Authenticate, bound, parse and durably store one Tavus event (processed later)."""
     path = request.url.path  # never the full URL: its query holds the secret
     try:
         service = await anyio.to_thread.run_sync(shared_service)
@@ -122,7 +124,7 @@ async def tavus_callback(request: Request) -> Response:
         log.exception("callback on %s failed before the event was read", path)
         return _error(503, "could not read the event, retry later")
     try:
-        result = await anyio.to_thread.run_sync(ingest_event, service.store, payload, "callback")
+        result = await asyncio.wrap_future(ingest_for(service.store).submit(payload))
     except EventRejected as exc:  # validated above; kept for safety
         return _error(400, str(exc))
     except Exception:

@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,7 +61,10 @@ class AppServer:
     ) -> httpx.Response:
         params = {} if token is None else {"token": token}
         content = raw if raw is not None else json.dumps(body).encode()
-        return self.http.post(CALLBACK_PATH, params=params, content=content, **kwargs)
+        response = self.http.post(CALLBACK_PATH, params=params, content=content, **kwargs)
+        # Processing runs after the answer, in the background: wait for it before asserting.
+        assert events.wait_for_event_processing(self.service.store)
+        return response
 
     def count(self, sql: str, params: list | None = None) -> int:
         return self.service.store.cursor().execute(sql, params or []).fetchone()[0]
@@ -297,8 +301,13 @@ def test_duplicate_delivery_is_stored_once(server: AppServer) -> None:
         "event_key": first.json()["event_key"],
         "known_type": True,
         "known_conversation": True,
-        "processed": True,
+        "processed": False,  # answered once stored; processed afterwards
     }
+    assert server.count(
+        "SELECT count(*) FROM conversation_events WHERE conversation_id = ? "
+        "AND processed_at IS NOT NULL",
+        [cid],
+    )
     again = server.post(body)
     reordered = server.post(raw=json.dumps(dict(reversed(list(body.items())))).encode())
     assert again.json()["status"] == reordered.json()["status"] == "duplicate"
@@ -308,6 +317,28 @@ def test_duplicate_delivery_is_stored_once(server: AppServer) -> None:
         == 1
     )
     assert billed(server, sid)[0][:2] == (34, "tavus")
+
+
+def test_concurrent_duplicates_are_stored_and_billed_once(server: AppServer) -> None:
+    """Sixteen deliveries of one shutdown at once share batched commits: one is stored."""
+    sid, cid, started = craft_session(server.service, mode="live")
+    body = json.dumps(shutdown(cid, started + timedelta(seconds=12.5))).encode()
+
+    def deliver(_: int) -> dict:
+        response = server.http.post(CALLBACK_PATH, params={"token": SECRET}, content=body)
+        assert response.status_code == 200
+        return response.json()
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(deliver, range(16)))
+    assert sorted(a["status"] for a in answers) == ["duplicate"] * 15 + ["stored"]
+    assert len({a["event_key"] for a in answers}) == 1
+    assert events.wait_for_event_processing(server.service.store)
+    assert (
+        server.count("SELECT count(*) FROM conversation_events WHERE conversation_id = ?", [cid])
+        == 1
+    )
+    assert billed(server, sid)[0][:2] == (13, "tavus")
 
 
 def test_unknown_event_type_is_stored_and_flagged(server: AppServer) -> None:
@@ -359,7 +390,7 @@ def test_unknown_conversation_is_stored_and_flagged(server: AppServer) -> None:
 def test_shutdown_before_manual_end_is_billed_once_on_tavus_clock(server: AppServer) -> None:
     sid, cid, started = craft_session(server.service, mode="live")
     tavus_end = started + timedelta(seconds=42.5)
-    assert server.post(shutdown(cid, tavus_end)).json()["processed"] is True
+    assert server.post(shutdown(cid, tavus_end)).json()["status"] == "stored"
     ended = server.service.end_session(sid)
     assert (ended.seconds_used, ended.newly_billed) == (43, False)
     assert billed(server, sid) == [(43, "tavus", tavus_end)]
@@ -420,6 +451,7 @@ def test_full_loop_callbacks_from_fake_tavus(server: AppServer) -> None:
             return len(sent) == 5 and all(c["status"] == 200 for c in sent)
 
         wait_for(delivered, timeout=10)
+        assert events.wait_for_event_processing(svc.store)
         frame = stored_events(svc.store, started.conversation_id)
         assert len(frame) == 5 and set(frame["source"]) == {"callback"}
         assert frame["processed_at"].notna().all() and frame["known_type"].all()

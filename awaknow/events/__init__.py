@@ -7,6 +7,7 @@ or, when Tavus cannot reach the app (no public URL, or a mock session), the app 
 - ``envelope``: what a valid event is, its identity key, its fields made storable;
 - ``registry``: every known event type once (name, how it is applied, how it reads);
 - ``processing``: store once, apply through the registry; takes only the store;
+- ``ingest``: the callback route's batched commits and background processing (resumed at start);
 - ``polling``: fetch events no callback delivered, retry failed processing;
 - ``reads``: the session detail page's timeline, transcript and recording.
 
@@ -16,6 +17,13 @@ without one only closes a still-active session at the time it was received and n
 """
 
 from awaknow.events.envelope import EventRejected, event_key, validate_envelope
+from awaknow.events.ingest import (
+    EventIngest,
+    ingest_for,
+    start_ingest,
+    stop_ingest,
+    wait_for_event_processing,
+)
 from awaknow.events.polling import (
     CALLBACK_GRACE_SECONDS,
     poll_due,
@@ -41,20 +49,25 @@ __all__ = [
     "TIMELINE_COLUMNS",
     "TRANSCRIPT_COLUMNS",
     "EventContext",
+    "EventIngest",
     "EventRejected",
     "EventType",
     "IngestResult",
     "event_key",
     "ingest_event",
+    "ingest_for",
     "poll_due",
     "poll_pending",
     "process_event",
     "recording",
     "session_timeline",
     "start_background_sync",
+    "start_ingest",
+    "stop_ingest",
     "sync_conversation",
     "sync_in_background",
     "transcript",
     "validate_envelope",
     "wait_for_background_syncs",
+    "wait_for_event_processing",
 ]

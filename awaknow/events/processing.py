@@ -98,6 +98,71 @@ def _existing(store: Store, key: str) -> tuple[str | None, bool] | None:
     return (row[0], bool(row[1])) if row else None
 
 
+def store_event(
+    cur: duckdb.DuckDBPyConnection,
+    payload: dict[str, Any],
+    source: str,
+    received_at: datetime,
+) -> IngestResult:
+    """Insert one raw event in the caller's transaction (nothing if its key is already stored).
+
+    The result says "stored" or "duplicate"; ``processed`` is whether it already was.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    conversation_id, event_type = validate_envelope(payload)
+    key = event_key(payload)
+    known_type = event_type in EVENT_TYPES
+    message_type = payload.get("message_type")
+    stored_conversation_id = storable_text(conversation_id)
+    session_id = _session_for(cur, stored_conversation_id)
+    inserted = cur.execute(
+        "INSERT INTO conversation_events (event_key, conversation_id, session_id, "
+        "event_type, message_type, event_timestamp, received_at, source, known_type, "
+        "payload, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+        "ON CONFLICT DO NOTHING RETURNING event_key",
+        [
+            key,
+            stored_conversation_id,
+            session_id,
+            storable_text(event_type),
+            storable_text(message_type)[:MAX_ID_CHARS] if isinstance(message_type, str) else None,
+            parse_tavus_time(payload.get("timestamp")),
+            received_at,
+            source,
+            known_type,
+            stored_payload(payload),
+        ],
+    ).fetchall()
+    processed = False
+    if not inserted:
+        row = cur.execute(
+            "SELECT session_id, processed_at IS NOT NULL FROM conversation_events "
+            "WHERE event_key = ?",
+            [key],
+        ).fetchone()
+        if row:
+            session_id, processed = row[0], bool(row[1])
+    else:
+        log.info(
+            "%s %s for conversation %s stored (%s%s)",
+            source,
+            event_type,
+            conversation_id,
+            "known type" if known_type else "UNKNOWN type",
+            "" if session_id else ", UNKNOWN conversation",
+        )
+    return IngestResult(
+        key,
+        "stored" if inserted else "duplicate",
+        conversation_id,
+        event_type,
+        session_id,
+        known_type,
+        processed,
+    )
+
+
 def ingest_event(
     store: Store,
     payload: dict[str, Any],
@@ -109,55 +174,22 @@ def ingest_event(
 
     Raises ``EventRejected`` for a payload without a usable ``conversation_id``/``event_type``.
     Storage errors propagate (the caller must not report the event as accepted); processing
-    errors do not: they are recorded on the event and retried later.
+    errors do not: they are recorded on the event and retried later. The callback route
+    stores through ``awaknow.events.ingest`` instead, which processes off the request path.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     conversation_id, event_type = validate_envelope(payload)
     key = event_key(payload)
-    received_at = received_at or utcnow()
-    known_type = event_type in EVENT_TYPES
-    message_type = payload.get("message_type")
-    stored_conversation_id = storable_text(conversation_id)
-    session_id: str | None = None
-    inserted: list[tuple[Any, ...]] = []
+    stored: IngestResult | None = None
     try:
         with store.transaction() as cur:
-            session_id = _session_for(cur, stored_conversation_id)
-            inserted = cur.execute(
-                "INSERT INTO conversation_events (event_key, conversation_id, session_id, "
-                "event_type, message_type, event_timestamp, received_at, source, known_type, "
-                "payload, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
-                "ON CONFLICT DO NOTHING RETURNING event_key",
-                [
-                    key,
-                    stored_conversation_id,
-                    session_id,
-                    storable_text(event_type),
-                    storable_text(message_type)[:MAX_ID_CHARS]
-                    if isinstance(message_type, str)
-                    else None,
-                    parse_tavus_time(payload.get("timestamp")),
-                    received_at,
-                    source,
-                    known_type,
-                    stored_payload(payload),
-                ],
-            ).fetchall()
+            stored = store_event(cur, payload, source, received_at or utcnow())
     except (duckdb.ConstraintException, duckdb.TransactionException):
         # The same event stored by another thread at the same moment: a duplicate.
         if _existing(store, key) is None:
             raise
-    status = "stored" if inserted else "duplicate"
-    if inserted:
-        log.info(
-            "%s %s for conversation %s stored (%s%s)",
-            source,
-            event_type,
-            conversation_id,
-            "known type" if known_type else "UNKNOWN type",
-            "" if session_id else ", UNKNOWN conversation",
-        )
+    status = "stored" if stored is not None and stored.stored else "duplicate"
+    known_type = event_type in EVENT_TYPES
+    session_id = stored.session_id if stored is not None else None
     existing = _existing(store, key)
     session_id, processed = existing if existing else (session_id, False)
     error = None
