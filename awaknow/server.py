@@ -112,3 +112,5 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # A graceful stop processes what was accepted; a crash leaves it to the next start.
+        await anyio.to_thread.run_sync(events.stop_ingest, service.store)
