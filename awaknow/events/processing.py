@@ -107,6 +107,7 @@ def store_event(
     """Insert one raw event in the caller's transaction (nothing if its key is already stored).
 
     The result says "stored" or "duplicate"; ``processed`` is whether it already was.
+    Raises ``duckdb.ConstraintException`` if another transaction stored the same key first.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
@@ -115,12 +116,22 @@ def store_event(
     known_type = event_type in EVENT_TYPES
     message_type = payload.get("message_type")
     stored_conversation_id = storable_text(conversation_id)
+    # Look first, then a plain INSERT: ``ON CONFLICT DO NOTHING RETURNING`` cost several
+    # times more per row. A concurrent insert of the same key (the poller) fails this
+    # transaction instead, and the callers treat it as the duplicate it is.
+    existing = cur.execute(
+        "SELECT session_id, processed_at IS NOT NULL FROM conversation_events WHERE event_key = ?",
+        [key],
+    ).fetchone()
+    if existing is not None:
+        return IngestResult(
+            key, "duplicate", conversation_id, event_type, existing[0], known_type, existing[1]
+        )
     session_id = _session_for(cur, stored_conversation_id)
-    inserted = cur.execute(
+    cur.execute(
         "INSERT INTO conversation_events (event_key, conversation_id, session_id, "
         "event_type, message_type, event_timestamp, received_at, source, known_type, "
-        "payload, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
-        "ON CONFLICT DO NOTHING RETURNING event_key",
+        "payload, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         [
             key,
             stored_conversation_id,
@@ -133,34 +144,16 @@ def store_event(
             known_type,
             stored_payload(payload),
         ],
-    ).fetchall()
-    processed = False
-    if not inserted:
-        row = cur.execute(
-            "SELECT session_id, processed_at IS NOT NULL FROM conversation_events "
-            "WHERE event_key = ?",
-            [key],
-        ).fetchone()
-        if row:
-            session_id, processed = row[0], bool(row[1])
-    else:
-        log.info(
-            "%s %s for conversation %s stored (%s%s)",
-            source,
-            event_type,
-            conversation_id,
-            "known type" if known_type else "UNKNOWN type",
-            "" if session_id else ", UNKNOWN conversation",
-        )
-    return IngestResult(
-        key,
-        "stored" if inserted else "duplicate",
-        conversation_id,
-        event_type,
-        session_id,
-        known_type,
-        processed,
     )
+    log.info(
+        "%s %s for conversation %s stored (%s%s)",
+        source,
+        event_type,
+        conversation_id,
+        "known type" if known_type else "UNKNOWN type",
+        "" if session_id else ", UNKNOWN conversation",
+    )
+    return IngestResult(key, "stored", conversation_id, event_type, session_id, known_type, False)
 
 
 def ingest_event(
