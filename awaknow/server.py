@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +23,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from awaknow import access, analytics, events
 from awaknow.config import CALLBACK_PATH, load_settings
 from awaknow.errors import AwakNowError
-from awaknow.logs import get_logger
+from awaknow.logs import get_logger, register_secret
 from awaknow.mock_room import MOCK_ROOM_PATH, mock_room
 from awaknow.service import shared_service
 from awaknow.webhooks import tavus_callback
@@ -33,12 +33,28 @@ log = get_logger("server")
 CHORE_INTERVAL_SECONDS = 30.0
 
 
+AUTH_SECRET_KEYS = ("client_secret", "cookie_secret")
+
+
 def signin_configured() -> bool:
-    """Whether ``[auth]`` is in Streamlit's secrets: sign-in mode, else local mode."""
+    """Whether ``[auth]`` is in Streamlit's secrets: sign-in mode, else local mode. Its
+    client and cookie secrets are registered so that no log line can print them."""
     try:
-        return "auth" in st.secrets
+        section = st.secrets.get("auth")
     except (FileNotFoundError, StreamlitSecretNotFoundError):
         return False
+    if section is None:
+        return False
+    _register_auth_secrets(section)
+    return True
+
+
+def _register_auth_secrets(section: Mapping[str, Any]) -> None:
+    for key, value in section.items():
+        if isinstance(value, Mapping):  # a named provider: [auth.<name>]
+            _register_auth_secrets(value)
+        elif key in AUTH_SECRET_KEYS:
+            register_secret(str(value))
 
 
 def listen_address() -> str | None:
