@@ -50,6 +50,20 @@ PLACEHOLDER_KEYS = frozenset(
 
 _PERSONA_ID = re.compile(r"^p[0-9a-f]{6,32}$")
 _REPLICA_ID = re.compile(r"^r[0-9a-f]{6,32}$")
+# AWS's own rules for what Tavus needs to write recordings into the account's bucket.
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+RECORDING_VARIABLES = (
+    "TAVUS_RECORDING_S3_BUCKET_NAME",
+    "TAVUS_RECORDING_S3_BUCKET_REGION",
+    "TAVUS_AWS_ASSUME_ROLE_ARN",
+)
+RECORDINGS_NOT_CONFIGURED = (
+    "Recordings are not configured: Tavus records only into the account's own S3 bucket, so "
+    "no recording is requested; set TAVUS_RECORDING_S3_BUCKET_NAME, "
+    "TAVUS_RECORDING_S3_BUCKET_REGION and TAVUS_AWS_ASSUME_ROLE_ARN to record"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,9 @@ class Settings:
     fallback: Setting
     log_level: Setting
     pricing: Pricing
+    recording_bucket: Setting
+    recording_region: Setting
+    recording_role_arn: Setting
     # Sign-in: who gets which role, and the override for an open server. awaknow.access reads
     # and checks them (a malformed entry stops the service from opening, with its variable).
     admins: Setting = Setting(None, "default")
@@ -97,6 +114,21 @@ class Settings:
     @property
     def strict(self) -> bool:
         return self.fallback.value == "strict"
+
+    @property
+    def recording_configured(self) -> bool:
+        """Tavus can record only into the account's bucket, so without one nothing is asked."""
+        return bool(self.recording_bucket.value)
+
+    def recording_properties(self) -> dict[str, str]:
+        """The ``properties`` that point Tavus at the bucket; empty when none is configured."""
+        if not self.recording_configured:
+            return {}
+        return {
+            "recording_s3_bucket_name": self.recording_bucket.value or "",
+            "recording_s3_bucket_region": self.recording_region.value or "",
+            "aws_assume_role_arn": self.recording_role_arn.value or "",
+        }
 
     @property
     def callback_url(self) -> str | None:
@@ -228,6 +260,9 @@ def load_settings(
         raise ConfigError(f"AWAKNOW_FALLBACK is {shorten(fallback.value)}: use 'mock' or 'strict'")
     fallback = Setting(fallback.value.lower(), fallback.source, fallback.name)  # type: ignore[union-attr]
 
+    bucket, region, role_arn = (pick((name,), None) for name in RECORDING_VARIABLES)
+    _check_recording(bucket, region, role_arn)
+
     settings = Settings(
         api_key=api_key,
         persona_id=persona,
@@ -246,6 +281,9 @@ def load_settings(
         groups_claim=pick(("AWAKNOW_GROUPS_CLAIM",), "groups"),
         access_contact=pick(("AWAKNOW_ACCESS_CONTACT",), None),
         allow_remote_without_signin=pick(("AWAKNOW_ALLOW_REMOTE_WITHOUT_SIGNIN",), None),
+        recording_bucket=bucket,
+        recording_region=region,
+        recording_role_arn=role_arn,
     )
     return settings
 
@@ -282,3 +320,35 @@ def _pricing(pick: Callable[[tuple[str, ...], str | None], Setting]) -> Pricing:
         overage_price=_number(pick(("AWAKNOW_TAVUS_OVERAGE_PRICE",), DEFAULT_OVERAGE_PRICE)),
         monthly_budget=budget_usd,
     )
+
+
+def _check_recording(bucket: Setting, region: Setting, role_arn: Setting) -> None:
+    """All three recording settings or none: a partial set would make every create fail."""
+    given = [s for s in (bucket, region, role_arn) if s.value]
+    if not given:
+        return
+    if len(given) < 3:
+        missing = [
+            name
+            for name, s in zip(RECORDING_VARIABLES, (bucket, region, role_arn), strict=True)
+            if not s.value
+        ]
+        raise ConfigError(
+            f"Recording storage is half configured: also set {', '.join(missing)} "
+            "(or unset all three to run without recordings)"
+        )
+    if not _S3_BUCKET.match(bucket.value or ""):
+        raise ConfigError(
+            f"TAVUS_RECORDING_S3_BUCKET_NAME is {bucket.value!r}, not an S3 bucket name "
+            "(3-63 lower-case letters, digits, dots and hyphens)"
+        )
+    if not _AWS_REGION.match(region.value or ""):
+        raise ConfigError(
+            f"TAVUS_RECORDING_S3_BUCKET_REGION is {region.value!r}, not an AWS region "
+            "(e.g. us-east-1)"
+        )
+    if not _ROLE_ARN.match(role_arn.value or ""):
+        raise ConfigError(
+            f"TAVUS_AWS_ASSUME_ROLE_ARN is {role_arn.value!r}, not an IAM role ARN "
+            "(arn:aws:iam::123456789012:role/NAME)"
+        )

@@ -72,6 +72,10 @@ class TavusAuthError(TavusError):
     """401: the API key is wrong, revoked or missing."""
 
 
+class TavusForbiddenError(TavusError):
+    """403: the key is valid but may not be used from here (e.g. restricted to other IPs)."""
+
+
 class TavusNotFoundError(TavusError):
     """400 "Invalid ..._id" or 404: the persona, replica or conversation id is unknown."""
 

@@ -18,6 +18,7 @@ from awaknow.errors import (
     TavusAuthError,
     TavusCreditsError,
     TavusError,
+    TavusForbiddenError,
     TavusNotFoundError,
     TavusServerError,
     TavusUnreachableError,
@@ -106,6 +107,15 @@ ERROR_CHECKS = (
         "Tavus rejected the key (401).",
         "Copy a fresh key from the Tavus dashboard, check for stray spaces or quotes, and make "
         "sure the environment does not override .env.",
+    ),
+    _ErrorCheck(
+        "API key usable from this server (no 403)",
+        (TavusForbiddenError,),
+        "No permission error.",
+        "Tavus accepted the key but refused it from this server (403): the key is usually "
+        "restricted to other IP addresses.",
+        "Add this server's outgoing IP to the key's allowed list in the Tavus dashboard, or "
+        "use a key without an IP restriction.",
     ),
     _ErrorCheck(
         "Persona and replica exist (no 404/400)",

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from awaknow import access, accounts, events, reconcile, sessions
+from awaknow import access, accounts, events, reconcile, remote_end, sessions
 from awaknow.config import Settings, load_settings
 from awaknow.errors import (
     AwakNowError,
@@ -32,7 +32,7 @@ from awaknow.sessions import SessionRecord
 from awaknow.store import Store, utcnow
 from awaknow.tavus import TavusBackend, TavusClient
 from awaknow.tavus_names import (
-    CONVERSATION_ENDED,
+    ENDED_STATUSES,
     SHUTDOWN_BY_MAX_DURATION,
     parse_tavus_time,
 )
@@ -316,6 +316,7 @@ class AwakNowService:
             replica_id=self.settings.replica_id.value or "",
             context=context,
             started_by=started_by,
+            recording_requested=self.settings.recording_configured,
         )
 
     def _create_body(
@@ -327,6 +328,7 @@ class AwakNowService:
             replica_id=self.settings.replica_id.value or "",
             callback_url=self.settings.callback_url if mode == "live" else None,
             context=context,
+            recording=self.settings.recording_properties(),
         )
 
     def end_session(self, session_id: str, *, end_source: str = "user") -> EndedSession:
@@ -337,28 +339,26 @@ class AwakNowService:
         the session active with the error recorded, raises, and is retried by the reaper.
         """
         row = self.get_session(session_id)
-        clicked_at = utcnow()
-        ended_at = clicked_at
+        bill: sessions.Bill | None = None
         if row.running and row.conversation_id:
+            backend = self.backend_for(row.mode)
             try:
-                already = self.backend_for(row.mode).end_conversation(row.conversation_id)
+                already = backend.end_conversation(row.conversation_id)
             except TavusEndNotConfirmedError as exc:
                 reconcile.record_end_not_confirmed(self.store, session_id, str(exc))
                 log.info("end of %s not confirmed: %s", row.conversation_id, exc)
                 raise
-            tavus_end = parse_tavus_time(already.get("updated_at")) if already else None
-            if tavus_end is not None:
-                ended_at = min(clicked_at, max(tavus_end, row.billing_started_at))
-        bill = sessions.close_and_bill(
-            self.store, session_id, ended_at=ended_at, end_source=end_source
-        )
+            if already:
+                bill = remote_end.close_already_ended(self.store, backend, row, already, end_source)
+        if bill is None:
+            bill = sessions.close_and_bill(
+                self.store, session_id, ended_at=utcnow(), end_source=end_source
+            )
         if row.conversation_id and (self.settings.callback_url is None or row.mode != "live"):
             # No callbacks will come (no public URL, or a mock call): fetch the events with
             # ?verbose=true in a daemon thread so the page does not wait.
             events.start_background_sync(self.store, self.backend_for, session_id)
-        return EndedSession(
-            bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
-        )
+        return self._ended(bill)
 
     def poll_events(self, *, max_age_hours: float = 24, now: datetime | None = None) -> int:
         """One pass of the event poller (see ``events.poll_pending``) with this app's backends;
@@ -388,25 +388,30 @@ class AwakNowService:
         if not session.running:
             return SessionRefresh(session, "ended_elsewhere", session.status)
         remote = (remote_status or self.conversation_status)(session)
-        if remote != CONVERSATION_ENDED:
+        if remote not in ENDED_STATUSES:  # "error" too: the call stopped on Tavus's side
             return SessionRefresh(session, "running", remote)
         ended = self.end_session(session_id, end_source="tavus")
         return SessionRefresh(self.get_session(session_id), "ended_by_tavus", remote, ended)
 
     def reap(self, now: datetime | None = None) -> list[EndedSession]:
-        """One pass of the reaper: reconcile unknown creates, retry unconfirmed ends, and end
-        sessions past their maximum duration plus grace."""
+        """One pass of the reaper: reconcile unknown creates, retry unconfirmed ends, close
+        sessions Tavus already stopped (ended, or status ``error``), and end sessions past their
+        maximum duration plus grace."""
         now = now or utcnow()
         ended = [
-            EndedSession(b.session_id, b.status, b.seconds_used, b.minutes_used, b.newly_billed)
-            for b in reconcile.reconcile_unknown_creates(self.store, self.backend_for, now)
+            self._ended(bill)
+            for bill in reconcile.reconcile_unknown_creates(self.store, self.backend_for, now)
         ]
         for session_id in reconcile.unconfirmed_ends(self.store):
             try:
                 ended.append(self.end_session(session_id, end_source="reaper"))
             except TavusError as exc:
                 log.info("end of session %s still not confirmed: %s", session_id, exc)
-        for session_id, conversation_id, mode, due in sessions.stale_sessions(self.store, now):
+        stale = sessions.stale_sessions(self.store, now)
+        due_ids = {session_id for session_id, *_ in stale}
+        stopped = remote_end.close_stopped(self.store, self.backend_for, skip=due_ids)
+        ended.extend(self._ended(bill) for bill in stopped)
+        for session_id, conversation_id, mode, due in stale:
             backend = self.backend_for(mode)
             if conversation_id is None:
                 row = self.get_session(session_id)
@@ -438,6 +443,13 @@ class AwakNowService:
                     mode_reason=row.mode_reason or "",
                     started_at=parse_tavus_time(found.get("created_at")) or row.created_at,
                 )
+            remote = remote_end.remote_end(backend, conversation_id)
+            if remote is not None:
+                bill = remote_end.close_remotely_ended(
+                    self.store, self.get_session(session_id), remote, "reaper"
+                )
+                ended.append(self._ended(bill))
+                continue
             try:
                 backend.end_conversation(conversation_id)
             except TavusError as exc:
@@ -454,16 +466,14 @@ class AwakNowService:
                 end_source="reaper",
                 shutdown_reason=SHUTDOWN_BY_MAX_DURATION,
             )
-            ended.append(
-                EndedSession(
-                    bill.session_id,
-                    bill.status,
-                    bill.seconds_used,
-                    bill.minutes_used,
-                    bill.newly_billed,
-                )
-            )
+            ended.append(self._ended(bill))
         return ended
+
+    @staticmethod
+    def _ended(bill: sessions.Bill) -> EndedSession:
+        return EndedSession(
+            bill.session_id, bill.status, bill.seconds_used, bill.minutes_used, bill.newly_billed
+        )
 
     # --- reads ------------------------------------------------------------------------------
 

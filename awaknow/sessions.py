@@ -46,6 +46,15 @@ STATUS_LABELS = {
     "failed": "failed",
 }
 MAX_CONTEXT_CHARS = 4000
+# A call Tavus reports in status ``error``: billed like any ended call, counted as a failure.
+TAVUS_STATUS_ERROR_KIND = "TavusStatusError"
+# Whose clock a bill's end time is on, as a person reads it; ``estimated`` (Tavus's
+# ``updated_at``) and ``app`` are replaced by the ``tavus`` shutdown time when it comes.
+CLOCK_NOTES = {
+    "tavus": "Tavus's shutdown time",
+    "estimated": "estimated from Tavus's updated_at until the shutdown event arrives",
+    "app": "the app's clock until Tavus's shutdown event arrives",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class SessionRecord:
     seconds_used: int | None
     perception_analysis: str | None
     started_by: str | None  # who started it in the app: an email, 'local', or None (CLI)
+    recording_requested: bool | None  # None: started before this was recorded (migration 10)
 
     @property
     def running(self) -> bool:
@@ -246,6 +256,7 @@ def reserve(
     persona_id: str,
     replica_id: str,
     context: str | None,
+    recording_requested: bool = False,
     now: datetime | None = None,
     started_by: str | None = None,
 ) -> Reservation:
@@ -280,8 +291,8 @@ def reserve(
             cur.execute(
                 "INSERT INTO sessions (session_id, user_id, session_type, status, mode, "
                 "mode_reason, plan_id, persona_id, replica_id, conversation_name, context, "
-                "max_call_duration, created_at, started_by) "
-                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_call_duration, created_at, started_by, recording_requested) "
+                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     session_id,
                     user_id,
@@ -296,6 +307,7 @@ def reserve(
                     max_seconds,
                     now,
                     started_by,
+                    recording_requested,
                 ],
             )
     except (duckdb.ConstraintException, duckdb.TransactionException):
@@ -315,21 +327,35 @@ def create_body(
     replica_id: str,
     callback_url: str | None,
     context: str | None,
+    recording: dict[str, str],
+    test_mode: bool = False,
 ) -> dict:
-    """The POST /v2/conversations body, with the original app's timeouts and flags."""
+    """The POST /v2/conversations body, with the original app's timeouts and flags.
+
+    Captions use the documented ``enable_closed_captions`` (the original app's
+    ``enable_transcription`` is not in Tavus's reference; the transcript callback needs
+    neither). Recording is requested only with ``recording`` (the bucket properties from
+    ``Settings.recording_properties``): Tavus records only into the account's own bucket.
+    ``test_mode`` is the smoke test's create: no cost, no concurrency slot.
+    """
+    properties: dict = {
+        "max_call_duration": reservation.max_call_duration,
+        "participant_left_timeout": PARTICIPANT_LEFT_TIMEOUT,
+        "participant_absent_timeout": PARTICIPANT_ABSENT_TIMEOUT,
+        "enable_closed_captions": True,
+        "language": "english",
+    }
+    if recording:
+        properties["enable_recording"] = True
+        properties.update(recording)
     body: dict = {
         "persona_id": persona_id,
         "replica_id": replica_id,
         "conversation_name": reservation.conversation_name,
-        "properties": {
-            "max_call_duration": reservation.max_call_duration,
-            "participant_left_timeout": PARTICIPANT_LEFT_TIMEOUT,
-            "participant_absent_timeout": PARTICIPANT_ABSENT_TIMEOUT,
-            "enable_recording": True,
-            "enable_transcription": True,
-            "language": "english",
-        },
+        "properties": properties,
     }
+    if test_mode:
+        body["test_mode"] = True
     if callback_url:
         body["callback_url"] = callback_url
     if context and context.strip():
@@ -396,13 +422,16 @@ def close_and_bill(
     end_source: str,
     shutdown_reason: str | None = None,
     tavus_clock: bool = False,
+    estimated: bool = False,
 ) -> Bill:
     """Close a session and bill it exactly once; idempotent.
 
     ``tavus_clock`` marks ``ended_at`` as Tavus's own shutdown time: it then replaces an
-    earlier app-clock end (the bill row is corrected, never duplicated), while a later
-    app-clock end never overrides Tavus's time. A manual End racing Tavus's shutdown callback
-    is a DuckDB write-write conflict; the loser retries and then sees the winner's bill.
+    earlier app-clock or estimated end (the bill row is corrected, never duplicated), while a
+    later non-Tavus end never overrides Tavus's time. ``estimated`` marks ``ended_at`` as
+    Tavus's ``updated_at``, shown as an estimate until the shutdown event corrects it. A
+    manual End racing Tavus's shutdown callback is a DuckDB write-write conflict; the loser
+    retries and then sees the winner's bill.
     """
     return retry_on_conflict(
         lambda: _close_and_bill_once(
@@ -411,7 +440,7 @@ def close_and_bill(
             ended_at=ended_at,
             end_source=end_source,
             shutdown_reason=shutdown_reason,
-            tavus_clock=tavus_clock,
+            clock="tavus" if tavus_clock else "estimated" if estimated else "app",
         )
     )
 
@@ -423,8 +452,9 @@ def _close_and_bill_once(
     ended_at: datetime,
     end_source: str,
     shutdown_reason: str | None,
-    tavus_clock: bool,
+    clock: str,
 ) -> Bill:
+    tavus_clock = clock == "tavus"
     with store.transaction() as cur:
         # The session and its bill (if any) in one round trip.
         row = cur.execute(
@@ -442,7 +472,6 @@ def _close_and_bill_once(
         ended_at = max(ended_at, started_at)
         seconds = billed_seconds(started_at, ended_at)
         bill = (billed["seconds_used"], billed["clock"]) if billed is not None else None
-        clock = "tavus" if tavus_clock else "app"
         if bill is not None:
             if not tavus_clock or bill[1] == "tavus":
                 if shutdown_reason:
@@ -513,6 +542,43 @@ def _close_and_bill_once(
         clock,
     )
     return Bill(session_id, "completed", seconds, True, clock)
+
+
+def mark_tavus_status_error(store: Store, session_id: str) -> None:
+    """Tavus reported the call in status ``error``: keep the bill, show it as a failure."""
+    store.cursor().execute(
+        "UPDATE sessions SET error_kind = ?, error_message = ? "
+        "WHERE session_id = ? AND error_kind IS NULL",
+        [
+            TAVUS_STATUS_ERROR_KIND,
+            "Tavus reported this conversation in status 'error': the call failed on Tavus's side "
+            "(its minutes are billed up to when it stopped)",
+            session_id,
+        ],
+    )
+
+
+def bill_clock(store: Store, session_id: str) -> str | None:
+    """Whose clock the session's bill is on (``CLOCK_NOTES``), or None while not billed."""
+    row = (
+        store.cursor()
+        .execute("SELECT clock FROM tavus_usage WHERE session_id = ?", [session_id])
+        .fetchone()
+    )
+    return str(row[0]) if row else None
+
+
+def active_conversations(store: Store) -> list[tuple[str, str, str]]:
+    """Sessions with a running conversation: (session id, conversation id, mode)."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT session_id, conversation_id, mode FROM sessions "
+            "WHERE status = 'active' AND conversation_id IS NOT NULL ORDER BY created_at"
+        )
+        .fetchall()
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def stale_sessions(

@@ -360,6 +360,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        12,
+        "whether each session asked Tavus to record",
+        """
+        -- Tavus records only into the account's own bucket; a session started without one
+        -- never gets a recording, and its detail says so instead of waiting. NULL: before
+        -- this was recorded.
+        ALTER TABLE sessions ADD COLUMN IF NOT EXISTS recording_requested BOOLEAN;
+        """,
+    ),
 )
 
 

@@ -26,6 +26,7 @@ from awaknow.errors import (
     TavusCreditsError,
     TavusEndNotConfirmedError,
     TavusError,
+    TavusForbiddenError,
     TavusNotFoundError,
     TavusRateLimitError,
     TavusServerError,
@@ -159,6 +160,11 @@ def error_from_response(response: httpx.Response) -> TavusError:
         message = (
             f"Tavus rejected the API key ({code}): "
             "set a valid TAVUS_API_KEY in the environment or .env"
+        )
+    elif status == 403:
+        cls = TavusForbiddenError
+        message = f"Tavus refused this API key from here ({code}): it is restricted, " + (
+            "usually to other IPs; allow this server's outgoing IP for it in the Tavus dashboard"
         )
     elif status == 402:
         cls = TavusCreditsError

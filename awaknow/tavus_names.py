@@ -22,8 +22,10 @@ PERCEPTION_ANALYSIS = "application.perception_analysis"
 # A conversation's ``status``: ``active`` while the call can run, ``ended`` once Tavus ended it.
 CONVERSATION_ACTIVE = "active"
 CONVERSATION_ENDED = "ended"
-# Statuses after which Tavus no longer bills (``error``: the call failed and stopped).
-ENDED_STATUSES = frozenset({CONVERSATION_ENDED, "error"})
+# Tavus's example types also list ``error``: such a conversation has stopped (and stopped
+# billing) just like an ended one; AwakNow bills it and counts it as a failure.
+CONVERSATION_ERROR = "error"
+ENDED_STATUSES = frozenset({CONVERSATION_ENDED, CONVERSATION_ERROR})
 
 # ``properties.shutdown_reason`` when the end endpoint was called, and when the call reached its
 # ``max_call_duration`` (which the reaper reports too when it ends a call for Tavus).

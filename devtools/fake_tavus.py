@@ -5,7 +5,12 @@ against this server over real loopback HTTP, and staff point ``TAVUS_API_BASE_UR
 try live mode offline. It reproduces what AwakNow relies on from the Tavus v2 API: the status
 codes and error bodies, the conversation lifecycle with its callbacks (also readable through
 ``?verbose=true``), and the failures that cannot be triggered on demand against the real
-service (bad key, no credits, concurrency, 5xx, 429, slowness).
+service (bad key, a key refused from this IP, no credits, concurrency, 5xx, 429, slowness, a
+conversation in status ``error``). Like Tavus, it sends ``application.recording_ready`` only
+for a conversation created with ``enable_recording`` and a ``recording_s3_bucket_name``
+(Tavus records only into the account's own bucket); ``test_mode`` conversations cost nothing,
+are born ended and hold no concurrency slot; ``DELETE ?hard=true`` forgets a conversation
+with its events.
 
 The HTTP side uses only the standard library, so the fake has no moving parts of its own to
 debug; ``httpx`` posts the callbacks because AwakNow depends on it anyway.
@@ -58,6 +63,8 @@ _ALREADY_ENDED = (400, {"error": "Conversation has already ended"})
 _CONCURRENCY = (400, {"message": "User has reached maximum concurrent conversations"})
 _NO_CREDITS = (402, {"message": "The user is out of conversational credits"})
 _BAD_KEY = (401, {"message": "Invalid access token"})
+# A key restricted to other IP addresses (the body's wording is not documented).
+_FORBIDDEN = (403, {"message": "Forbidden: this API key is not allowed from this IP address"})
 
 # Fields of a conversation that the real API returns; everything else in the stored state is
 # for tests only, so clients written against the fake cannot come to depend on it.
@@ -172,6 +179,7 @@ def _decode_json(raw: bytes) -> Any:
 # Kind -> options it accepts besides ``times`` and ``methods``.
 _FAULT_OPTIONS: dict[str, frozenset[str]] = {
     "bad_key": frozenset(),
+    "forbidden": frozenset(),
     "unknown_persona": frozenset(),
     "credits": frozenset(),
     "concurrency": frozenset(),
@@ -547,7 +555,8 @@ class FakeTavus:
     def set_fault(self, kind: str | None, **options: Any) -> None:
         """Inject one failure, replacing any previous one; ``None`` clears it.
 
-        Kinds hitting every /v2 request: ``bad_key`` (401), ``server_error`` (500, or option
+        Kinds hitting every /v2 request: ``bad_key`` (401), ``forbidden`` (403, a key
+        restricted to other IP addresses), ``server_error`` (500, or option
         ``status``), ``rate_limit`` (429, option ``retry_after`` adds that header), ``latency``
         (sleep ``seconds``, default 1, then answer normally: a create then happens late),
         ``hang`` (no answer at all for ``seconds``, default 60, then the connection is
@@ -594,6 +603,18 @@ class FakeTavus:
             self._personas[persona_id] = stored
             if stored["default_replica_id"]:
                 self._replicas.add(stored["default_replica_id"])
+
+    def fail_conversation(self, conversation_id: str) -> None:
+        """Put an active conversation in status ``error`` (in Tavus's example types), as a
+        call that broke on Tavus's side: it stops, with no shutdown event (none is
+        documented for it), and ``updated_at`` is the only end time a client can read."""
+        with self._lock:
+            conv = self.conversations[conversation_id]
+            if conv["status"] != "active":
+                raise ValueError(f"conversation {conversation_id} is {conv['status']}, not active")
+            stamp = _iso(_utcnow())
+            conv.update(status="error", ended_at=stamp, updated_at=stamp)
+            self._pending_joins.pop(conversation_id, None)
 
     def expire_due(self) -> None:
         """End every active conversation older than its ``max_call_duration``, as Tavus does.
@@ -651,6 +672,8 @@ class FakeTavus:
                 time.sleep(fault.seconds)
             elif fault.kind == "bad_key":
                 return *_BAD_KEY, {}
+            elif fault.kind == "forbidden":
+                return *_FORBIDDEN, {}
             elif fault.kind == "server_error":
                 return fault.status, {"message": "Internal server error"}, {}
             elif fault.kind == "rate_limit":
@@ -887,8 +910,8 @@ class FakeTavus:
         transcript = _transcript(conv, persona.get("system_prompt") or "", started)
         self._emit(conv, "application.transcription_ready", {"transcript": transcript})
         properties = conv["properties"]
-        if properties.get("enable_recording"):
-            bucket = properties.get("recording_s3_bucket_name") or "awaknow-fake-recordings"
+        bucket = properties.get("recording_s3_bucket_name")
+        if properties.get("enable_recording") and bucket:
             key = f"recordings/{conv['conversation_id']}.mp4"
             self._emit(
                 conv,

@@ -4,6 +4,7 @@ import streamlit as st
 
 from awaknow import signin, ui
 from awaknow.access import Permission
+from awaknow.config import RECORDINGS_NOT_CONFIGURED
 from awaknow.errors import AccessDeniedError
 from awaknow.mode import CheckOutcome, ModeStatus, most_urgent
 
@@ -114,6 +115,15 @@ config_rows = [
         else "not configured: Tavus events arrive only by polling",
         "AWAKNOW_PUBLIC_URL + AWAKNOW_CALLBACK_SECRET",
     ),
+    (
+        "Recordings",
+        f"into `s3://{settings.recording_bucket.value}` ({settings.recording_region.value})"
+        if settings.recording_configured
+        else "not configured: no recording is requested from Tavus",
+        _source(settings.recording_bucket.source, settings.recording_bucket.name)
+        if settings.recording_configured
+        else "TAVUS_RECORDING_S3_BUCKET_NAME, _REGION, TAVUS_AWS_ASSUME_ROLE_ARN",
+    ),
 ]
 with st.container(border=True):
     for label, value, source in config_rows:
@@ -121,6 +131,9 @@ with st.container(border=True):
         c1.markdown(f"**{label}**")
         c2.markdown(value)
         c3.caption(source)
+
+if not settings.recording_configured:
+    st.info(RECORDINGS_NOT_CONFIGURED, icon=":material/videocam_off:")
 
 st.subheader("Persona details", anchor=False)
 persona = mode.persona or {}

@@ -5,6 +5,7 @@ import streamlit as st
 
 from awaknow import analytics, events, rating_form, sessions, signin, ui
 from awaknow.access import Permission
+from awaknow.config import RECORDINGS_NOT_CONFIGURED
 from awaknow.errors import AwakNowError
 
 TABLE_LIMIT = 500
@@ -116,6 +117,11 @@ with st.container(border=True):
         "Shutdown reason": session.shutdown_reason or "-",
         "Mode reason": session.mode_reason or "-",
     }
+    clock = sessions.bill_clock(svc.store, choice)
+    if clock is not None:
+        facts["End time billed"] = sessions.CLOCK_NOTES.get(clock, clock)
+    if session.recording_requested is False:
+        facts["Recording"] = "not configured: none was requested from Tavus"
     if session.conversation_url:
         facts["Conversation URL"] = f"`{session.conversation_url}`"
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in facts.items()))
@@ -133,7 +139,7 @@ with st.container(border=True):
             f"({session.error_kind}: {session.error_message or 'no message'})",
             icon=":material/hourglass_top:",
         )
-    if session.status == "failed":
+    if session.status == "failed" or session.error_kind == sessions.TAVUS_STATUS_ERROR_KIND:
         st.error(
             f"{session.error_kind or 'Failed'}: {session.error_message or 'no message'}",
             icon=":material/error:",
@@ -184,7 +190,9 @@ if sensitive:
             ui.csv_download(transcript, f"transcript_{choice[:8]}", key="csv_transcript")
     with recording_tab:
         recording = ui.query(events.recording, choice)
-        if not recording:
+        if not recording and session.recording_requested is False:
+            st.info(RECORDINGS_NOT_CONFIGURED, icon=":material/videocam_off:")
+        elif not recording:
             st.caption("No recording reported for this session.")
         elif recording.get("status") == "copy_failed":
             st.warning(

@@ -8,7 +8,12 @@ from awaknow import rating_form, signin, ui
 from awaknow.access import Permission
 from awaknow.analytics import Filters, sessions_table
 from awaknow.errors import AwakNowError
-from awaknow.sessions import MAX_CONTEXT_CHARS, SESSION_TYPES, SessionRecord
+from awaknow.sessions import (
+    MAX_CONTEXT_CHARS,
+    SESSION_TYPES,
+    TAVUS_STATUS_ERROR_KIND,
+    SessionRecord,
+)
 from awaknow.store import utcnow
 
 SESSION_TYPE_LABELS = {
@@ -167,6 +172,8 @@ def _summary(user: str) -> None:
             f"{summary['minutes']:.2f} minutes count against {user}'s plan."
         )
         rating_form.rate(summary["session_id"], key="summary", by=viewer.actor)
+        if summary.get("failure"):
+            st.error(summary["failure"], icon=":material/error:")
         if st.button("Dismiss", key="dismiss_summary", type="tertiary"):
             st.session_state.pop(SUMMARY_KEY, None)
             st.rerun()
@@ -175,7 +182,11 @@ def _summary(user: str) -> None:
 def _remember_end(
     session: SessionRecord, seconds: int, minutes: float, newly: bool, how: str
 ) -> None:
+    """Keep the bill for the summary; ``session`` is read after the end, so a call Tavus
+    reported in status ``error`` shows as a failure."""
+    failed = session.error_kind == TAVUS_STATUS_ERROR_KIND
     st.session_state[SUMMARY_KEY] = {
+        "failure": session.error_message if failed else None,
         "user_id": session.user_id,
         "session_id": session.session_id,
         "conversation_id": session.conversation_id,
@@ -204,6 +215,10 @@ def _end_by_user(session: SessionRecord) -> None:
             seconds=ended.seconds_used,
         )
     ui.invalidate()
+    try:
+        session = svc.get_session(session.session_id)
+    except AwakNowError as exc:
+        ui.show_error(exc)
     _remember_end(session, ended.seconds_used, ended.minutes_used, ended.newly_billed, "user")
 
 

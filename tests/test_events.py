@@ -744,7 +744,14 @@ def test_poll_due_schedule() -> None:
 def test_live_session_without_public_url_reads_events_from_fake_tavus(tmp_path: Path) -> None:
     with FakeTavus(api_key="test-key", replica_join_delay=0.01) as fake:
         settings = load_settings(
-            environ={"TAVUS_API_KEY": "test-key", "TAVUS_API_BASE_URL": fake.base_url},
+            environ={
+                "TAVUS_API_KEY": "test-key",
+                "TAVUS_API_BASE_URL": fake.base_url,
+                # Tavus records only into the account's bucket: without one, no recording.
+                "TAVUS_RECORDING_S3_BUCKET_NAME": "awaknow-recordings",
+                "TAVUS_RECORDING_S3_BUCKET_REGION": "us-east-1",
+                "TAVUS_AWS_ASSUME_ROLE_ARN": "arn:aws:iam::123456789012:role/tavus",
+            },
             env_file="",
         )
         svc = open_service(tmp_path / "live.duckdb", settings=settings)

@@ -100,8 +100,7 @@ def test_exact_create_body_end_and_bill_once(fake: FakeTavus, tmp_path: Path) ->
             "max_call_duration": 300,
             "participant_left_timeout": 60,
             "participant_absent_timeout": 120,
-            "enable_recording": True,
-            "enable_transcription": True,
+            "enable_closed_captions": True,
             "language": "english",
         },
     }

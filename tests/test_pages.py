@@ -129,6 +129,8 @@ def test_persona_page_shows_ids_sources_and_troubleshooting(
     assert "API key configured" in body and "Set TAVUS_API_KEY" in body
     assert "What applies here:** API key configured" in body
     assert "Live mode active" in body
+    assert "Recordings are not configured" in body and "no recording is requested" in body
+    assert "no 403" in body
     at.button(key="verify_now").click().run()
     no_failure(at)
     assert "MOCK" in texts(at)

@@ -436,6 +436,7 @@ def test_case1_a_start_at_the_limit_never_ends_a_call_whose_create_is_in_flight(
         replica_id="r4317e64d25a",
         callback_url=None,
         context=None,
+        recording={},
     )
     assert svc.client is not None
     in_flight = svc.client.create_conversation(body)

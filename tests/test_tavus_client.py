@@ -99,6 +99,13 @@ ERROR_CASES = [
         id="401",
     ),
     pytest.param(
+        403,
+        {"message": "Forbidden: IP address not allowed"},
+        errors.TavusForbiddenError,
+        "allow this server's outgoing IP",
+        id="403",
+    ),
+    pytest.param(
         402,
         {"message": "The user is out of conversational credits"},
         errors.TavusCreditsError,

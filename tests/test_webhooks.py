@@ -92,6 +92,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
             "AWAKNOW_LOG_LEVEL": "INFO",
             "TAVUS_API_KEY": API_KEY,
             "TAVUS_API_BASE_URL": fake.base_url,
+            # Tavus records only into the account's bucket: the full loop has one.
+            "TAVUS_RECORDING_S3_BUCKET_NAME": "awaknow-fake-recordings",
+            "TAVUS_RECORDING_S3_BUCKET_REGION": "us-east-1",
+            "TAVUS_AWS_ASSUME_ROLE_ARN": "arn:aws:iam::123456789012:role/tavus",
         }.items():
             mp.setenv(name, value)
         app_module = importlib.import_module("app")  # imported, not run: builds the st.App

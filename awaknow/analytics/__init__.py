@@ -20,10 +20,11 @@ Definitions (the only place they are made):
   ``sessions_per_day_by_type``, ``sessions_table``) include the ones still starting or
   active; outcomes only look at *finished* sessions (status completed or failed).
 - *Failure*: status ``failed`` (the conversation was never created), or a completed session
-  whose Tavus shutdown reason is an error (``ERROR_SHUTDOWN_GROUPS``). *Success*: every other
-  completed session. Shutdown reasons are compared through the ``shutdown_reason_group``
-  macro (store migration 4, the only place that rule is written), so
-  ``participant_left_timeout`` and ``participant_left_timeout reached`` are one reason and
+  whose Tavus shutdown reason is an error (``ERROR_SHUTDOWN_GROUPS``) or that Tavus
+  reported in status ``error`` (``sessions.TAVUS_STATUS_ERROR_KIND``; billed all the same).
+  *Success*: every other completed session. Shutdown reasons are compared through the
+  ``shutdown_reason_group`` macro (store migration 4, the only place that rule is written),
+  so ``participant_left_timeout`` and ``participant_left_timeout reached`` are one reason and
   every ``internal error occurred at step ...`` is ``internal_error``.
 - *Minutes* are billed minutes: ``tavus_usage.seconds_used / 60`` of billed (completed)
   sessions, summed as whole seconds and rounded to 2 decimals only at the end. Live and mock

@@ -10,7 +10,7 @@ import duckdb
 
 from awaknow.analytics.engagement import refresh_engagement_rollups
 from awaknow.analytics.filters import ERROR_SHUTDOWN_GROUPS, Filters, covered_until, where_sql
-from awaknow.sessions import month_start
+from awaknow.sessions import TAVUS_STATUS_ERROR_KIND, month_start
 from awaknow.store import Store, one_row, utcnow
 
 # A session's rows stop changing within this many days of its start: it ends within minutes
@@ -165,6 +165,7 @@ def classified_sql(rows: str) -> str:
         SELECT *, shutdown_reason_group(shutdown_reason) AS reason_group,
             CASE WHEN status = 'failed'
                       OR shutdown_reason_group(shutdown_reason) IN ({_ERROR_GROUPS_SQL})
+                      OR error_kind = '{TAVUS_STATUS_ERROR_KIND}'
                  THEN 'failure'
                  WHEN status = 'completed' THEN 'success' END AS outcome
         FROM ended

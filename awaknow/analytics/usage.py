@@ -31,6 +31,7 @@ from awaknow.analytics.rollups import (
     user_usage_rows,
 )
 from awaknow.errors import ValidationError
+from awaknow.sessions import TAVUS_STATUS_ERROR_KIND
 from awaknow.store import Store, one_row
 
 # --- options ----------------------------------------------------------------------------------
@@ -307,12 +308,14 @@ def outcomes(store: Store, f: Filters = NO_FILTERS) -> pd.DataFrame:
 
 
 def failures(store: Store, f: Filters = NO_FILTERS) -> pd.DataFrame:
-    """Failed sessions by kind, most first: the error class of a start that failed, or the
-    error shutdown reason of a call that did. Columns: failure_kind, sessions."""
+    """Failed sessions by kind, most first: the error class of a start that failed,
+    ``TavusStatusError`` for a call Tavus reported in status ``error``, or the error shutdown
+    reason of a call that failed otherwise. Columns: failure_kind, sessions."""
     return _from_classified(
         store,
         f,
         "SELECT CASE WHEN status = 'failed' THEN coalesce(error_kind, 'unknown error') "
+        f"WHEN error_kind = '{TAVUS_STATUS_ERROR_KIND}' THEN error_kind "
         f"ELSE reason_group END AS failure_kind, {_SESSIONS} FROM classified "
         "WHERE outcome = 'failure' GROUP BY ALL ORDER BY sessions DESC, failure_kind",
         [],
