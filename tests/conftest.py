@@ -178,3 +178,19 @@ def stored_events(store: Store, conversation_id: str) -> pd.DataFrame:
         .df()
     )
     return frame[STORED_EVENT_COLUMNS]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One chromium for every browser test module: Playwright's sync API refuses a second
+    instance while one is running in the process (a module-scoped one would meet the first)."""
+    from tests.test_browser import CHROMIUM_ARGS, _chromium_or_skip
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium_or_skip()
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

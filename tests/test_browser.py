@@ -172,17 +172,6 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         shutil.copy(log, SCREENSHOTS.parent / "server.log")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    executable = _chromium_or_skip()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def page(browser: Browser, app_server: Server) -> Iterator[Page]:
     context = browser.new_context(

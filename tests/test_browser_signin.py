@@ -21,9 +21,7 @@ import pytest
 from devtools import signin_dev
 from tests.conftest import ROOT, clean_awaknow_env, free_port
 from tests.test_browser import (
-    CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
-    _chromium_or_skip,
     _seed,
     _session_with_transcript,
     _wait_healthy,
@@ -87,17 +85,6 @@ def signin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignInSe
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = _chromium_or_skip()
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
