@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import ROOT, clean_awaknow_env, free_port
+from tests.test_browser import SERVER_START_TIMEOUT, _wait_healthy
 
-START_TIMEOUT = 90.0
 LISTEN = "0A"  # the TCP state of a listening socket in /proc/net/tcp*
 
 
@@ -48,21 +46,6 @@ def start(tmp_path: Path, *flags: str, **env: str) -> tuple[subprocess.Popen, in
     return proc, port, log
 
 
-def wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if client.get(f"{url}/_stcore/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling interval of the health probe
-    pytest.fail(f"the app did not become healthy in {START_TIMEOUT:.0f} s")
-
-
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -75,7 +58,7 @@ def stop(proc: subprocess.Popen) -> None:
 def test_default_start_listens_on_loopback_only(tmp_path: Path) -> None:
     proc, port, log = start(tmp_path)
     try:
-        wait_healthy(proc, f"http://127.0.0.1:{port}", log)
+        _wait_healthy(proc, f"http://127.0.0.1:{port}", log)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 and nothing else
     finally:
         stop(proc)
@@ -87,7 +70,7 @@ def test_default_start_listens_on_loopback_only(tmp_path: Path) -> None:
 def test_another_address_without_sign_in_is_refused(tmp_path: Path) -> None:
     proc, _, log = start(tmp_path, "--server.address", "0.0.0.0")
     try:
-        code = proc.wait(timeout=START_TIMEOUT)
+        code = proc.wait(timeout=SERVER_START_TIMEOUT)
     finally:
         if proc.poll() is None:
             stop(proc)
@@ -107,7 +90,7 @@ def test_the_override_serves_everyone_and_every_page_warns(tmp_path: Path) -> No
         tmp_path, "--server.address", "0.0.0.0", AWAKNOW_ALLOW_REMOTE_WITHOUT_SIGNIN="1"
     )
     try:
-        wait_healthy(proc, f"http://127.0.0.1:{port}", log)
+        _wait_healthy(proc, f"http://127.0.0.1:{port}", log)
         assert listening_addresses(port) == {"00000000"}  # 0.0.0.0: every interface
     finally:
         stop(proc)
